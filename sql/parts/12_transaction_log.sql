@@ -1,0 +1,103 @@
+/*
+ * Change capture catalog: which tables are tracked, and the per-tenant
+ * transaction log that rollback reads.  The log is range-partitioned on
+ * changed_at so retention drops whole partitions; the default partition
+ * guarantees an insert never fails for want of a partition.
+ *
+ * Log row contract (capture writes it, rollback reads it):
+ *  - log_id orders the changes of one transaction and of one row; it is not
+ *    commit order across transactions (rollback uses txid visibility).
+ *  - txid is the top-level transaction id; changed_at is the transaction's
+ *    start time (now()), so all rows of a statement share one partition.
+ *  - record_id is the jsonb object of the key columns of the row after an
+ *    INSERT or UPDATE and before a DELETE.  An UPDATE that changes the key is
+ *    logged as a DELETE of the old key followed by an INSERT of the new one,
+ *    and within one statement every DELETE half precedes every INSERT half.
+ *  - old_data / new_data are to_jsonb-compatible row images.  Capture 'full'
+ *    stores both; 'undo' stores the key only for INSERT and the old row for
+ *    UPDATE and DELETE (what rollback needs).
+ *  - tenant_id is the text output of the row's tenant column; NULL when the
+ *    row's tenant value is NULL (such rows belong to no tenant).
+ */
+CREATE TABLE @extschema@.tracked_tables (
+    relid           regclass NOT NULL,
+    table_name      text COLLATE "C" NOT NULL,
+    tenant_column   name NOT NULL,
+    key_columns     name[] NOT NULL,
+    capture_mode    text NOT NULL DEFAULT 'full',
+    tracked_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    tracked_by      text NOT NULL DEFAULT CURRENT_USER,
+    CONSTRAINT tracked_tables_pkey PRIMARY KEY (relid),
+    CONSTRAINT tracked_tables_table_name_key UNIQUE (table_name),
+    CONSTRAINT tracked_tables_capture_mode_check CHECK (capture_mode IN ('full', 'undo')),
+    CONSTRAINT tracked_tables_key_columns_check CHECK (pg_catalog.cardinality(key_columns) > 0)
+);
+
+CREATE SEQUENCE @extschema@.backup_transaction_logs_log_id_seq AS bigint;
+
+CREATE TABLE @extschema@.backup_transaction_logs (
+    log_id          bigint NOT NULL DEFAULT nextval('@extschema@.backup_transaction_logs_log_id_seq'),
+    tenant_id       text COLLATE "C",
+    table_name      text COLLATE "C" NOT NULL,
+    operation       text NOT NULL,
+    record_id       jsonb NOT NULL,
+    old_data        jsonb,
+    new_data        jsonb,
+    changed_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    txid            xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
+    changed_by      text NOT NULL DEFAULT CURRENT_USER,
+    CONSTRAINT backup_transaction_logs_operation_check CHECK
+        (operation IN ('INSERT', 'UPDATE', 'DELETE'))
+) PARTITION BY RANGE (changed_at);
+ALTER SEQUENCE @extschema@.backup_transaction_logs_log_id_seq
+    OWNED BY @extschema@.backup_transaction_logs.log_id;
+
+CREATE TABLE @extschema@.backup_transaction_logs_default
+    PARTITION OF @extschema@.backup_transaction_logs DEFAULT;
+
+CREATE INDEX idx_transaction_logs_tenant_time
+    ON @extschema@.backup_transaction_logs (tenant_id, changed_at DESC);
+CREATE INDEX idx_transaction_logs_table
+    ON @extschema@.backup_transaction_logs (table_name, operation);
+
+/*
+ * Lower bound of what the log can be trusted for: a point in time after which
+ * every change of every tracked table is in the log.  Pruning raises it.
+ */
+CREATE TABLE @extschema@.log_retention_state (
+    singleton       boolean NOT NULL DEFAULT true,
+    pruned_before   timestamptz,
+    CONSTRAINT log_retention_state_pkey PRIMARY KEY (singleton),
+    CONSTRAINT log_retention_state_singleton_check CHECK (singleton)
+);
+INSERT INTO @extschema@.log_retention_state DEFAULT VALUES;
+
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.tracked_tables', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.backup_transaction_logs_default', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.backup_transaction_logs_log_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.log_retention_state', '');
+
+/*
+ * The earliest time from which the change log is complete for every tracked
+ * table: the latest tracking start, raised by pruning.  NULL when nothing is
+ * tracked.  Health scoring, PITR statistics and rollback_to_time use it.
+ */
+CREATE FUNCTION @extschema@.change_log_floor()
+RETURNS timestamptz
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.greatest(t.latest,
+                               (SELECT pruned_before FROM @extschema@.log_retention_state))
+      FROM (SELECT pg_catalog.max(tracked_at) AS latest FROM @extschema@.tracked_tables) t
+     WHERE t.latest IS NOT NULL
+$$;
+
+COMMENT ON TABLE @extschema@.tracked_tables IS
+    'Application tables whose changes are captured, with tenant column, key columns and capture mode.';
+COMMENT ON TABLE @extschema@.backup_transaction_logs IS
+    'Per-tenant change log written by the capture triggers in the changing transaction; partitioned by changed_at.';
+COMMENT ON TABLE @extschema@.log_retention_state IS
+    'Single row: the time before which change-log partitions were pruned.';
+COMMENT ON FUNCTION @extschema@.change_log_floor() IS
+    'Earliest time from which the change log is complete for every tracked table; NULL when nothing is tracked.';
