@@ -13,6 +13,10 @@ CREATE TABLE @extschema@.backup_pitr_snapshots (
     snapshot        pg_snapshot NOT NULL,
     txid            xid8,
     wal_lsn         pg_lsn NOT NULL,
+    -- Start of the oldest transaction running when the snapshot was taken:
+    -- the change-log scan of a rollback to it starts there (changed_at is a
+    -- transaction's start time, and such a transaction may commit later).
+    log_scan_from   timestamptz NOT NULL,
     created_by      text NOT NULL DEFAULT CURRENT_USER,
     metadata        jsonb NOT NULL DEFAULT '{}',
     CONSTRAINT backup_pitr_snapshots_pkey PRIMARY KEY (tenant_id, snapshot_id),

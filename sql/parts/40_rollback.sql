@@ -1,0 +1,105 @@
+/*
+ * Snapshots and exact per-tenant point-in-time rollback (src/rollback.c),
+ * foreign-key restore order (src/fkorder.c), and the read-only functions
+ * over snapshots and rollback history.
+ *
+ * Privileges: creating snapshots and rolling back change data, so EXECUTE is
+ * revoked from PUBLIC.  The functions run as the caller (not SECURITY
+ * DEFINER): a rollback writes the tenant's tables with the caller's own
+ * privileges, so it cannot be used to change rows the caller could not
+ * change directly.  A role granted EXECUTE also needs SELECT on the change
+ * log and tracked_tables, INSERT/UPDATE on the snapshot, history and FK
+ * cache tables, and INSERT/UPDATE/DELETE on the tracked tables.
+ */
+CREATE FUNCTION @extschema@.table_restore_order(tables regclass[] DEFAULT NULL)
+RETURNS TABLE (table_name regclass, level integer, cycle_group integer,
+               cycle_constraints text[], cycle_deferrable boolean)
+AS 'MODULE_PATHNAME', 'bkperf_table_restore_order'
+LANGUAGE C STABLE CALLED ON NULL INPUT;
+
+CREATE FUNCTION @extschema@.create_snapshot(tenant text, label text DEFAULT NULL,
+                                            snapshot_type text DEFAULT 'manual')
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'bkperf_create_snapshot'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT;
+
+CREATE FUNCTION @extschema@.rollback_to_snapshot(tenant text, snapshot_id bigint,
+                                                 dry_run boolean DEFAULT false,
+                                                 OUT rollback_id bigint, OUT status text,
+                                                 OUT tables integer, OUT rows_deleted bigint,
+                                                 OUT rows_updated bigint, OUT rows_inserted bigint,
+                                                 OUT duration_ms double precision, OUT error text)
+RETURNS record
+AS 'MODULE_PATHNAME', 'bkperf_rollback_to_snapshot'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT;
+
+CREATE FUNCTION @extschema@.rollback_to_time(tenant text, target timestamptz,
+                                             dry_run boolean DEFAULT false,
+                                             OUT rollback_id bigint, OUT status text,
+                                             OUT tables integer, OUT rows_deleted bigint,
+                                             OUT rows_updated bigint, OUT rows_inserted bigint,
+                                             OUT duration_ms double precision, OUT error text)
+RETURNS record
+AS 'MODULE_PATHNAME', 'bkperf_rollback_to_time'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT;
+
+/*
+ * A tenant's snapshots, newest first (optionally of one type), with how many
+ * completed rollbacks went back to each.
+ */
+CREATE FUNCTION @extschema@.list_snapshots(tenant text, snapshot_type text DEFAULT NULL)
+RETURNS TABLE (snapshot_id bigint, snapshot_type text, label text, created_at timestamptz,
+               wal_lsn pg_lsn, rollbacks bigint)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT s.snapshot_id, s.snapshot_type, s.label, s.created_at, s.wal_lsn,
+           (SELECT count(*) FROM @extschema@.backup_pitr_rollback_history h
+             WHERE h.snapshot_id = s.snapshot_id AND h.rollback_status = 'completed')
+      FROM @extschema@.backup_pitr_snapshots s
+     WHERE s.tenant_id = $1 AND $2 IS NULL
+    UNION ALL
+    SELECT s.snapshot_id, s.snapshot_type, s.label, s.created_at, s.wal_lsn,
+           (SELECT count(*) FROM @extschema@.backup_pitr_rollback_history h
+             WHERE h.snapshot_id = s.snapshot_id AND h.rollback_status = 'completed')
+      FROM @extschema@.backup_pitr_snapshots s
+     WHERE s.snapshot_type = $2 AND s.tenant_id = $1
+     ORDER BY 4 DESC, 1 DESC
+$$;
+
+/*
+ * A tenant's rollbacks and dry runs, newest first.
+ */
+CREATE FUNCTION @extschema@.rollback_history(tenant text, max_rows integer DEFAULT 20)
+RETURNS TABLE (rollback_id bigint, snapshot_id bigint, target_time timestamptz, dry_run boolean,
+               rollback_status text, started_at timestamptz, finished_at timestamptz,
+               rows_deleted bigint, rows_updated bigint, rows_inserted bigint,
+               table_counts jsonb, error_message text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT h.rollback_id, h.snapshot_id, h.target_time, h.dry_run, h.rollback_status,
+           h.started_at, h.finished_at, h.rows_deleted, h.rows_updated, h.rows_inserted,
+           h.table_counts, h.error_message
+      FROM @extschema@.backup_pitr_rollback_history h
+     WHERE h.tenant_id = $1
+     ORDER BY h.started_at DESC
+     LIMIT $2
+$$;
+
+REVOKE ALL ON FUNCTION @extschema@.create_snapshot(text, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.rollback_to_snapshot(text, bigint, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.rollback_to_time(text, timestamptz, boolean) FROM PUBLIC;
+
+COMMENT ON FUNCTION @extschema@.table_restore_order(regclass[]) IS
+    'Foreign-key restore order of the given tables (NULL: every tracked table): level (parents first = ascending), cycle group, the keys inside the cycle and whether all are deferrable.';
+COMMENT ON FUNCTION @extschema@.create_snapshot(text, text, text) IS
+    'Record a restore point for a tenant: time, pg_current_snapshot(), WAL LSN and where a rollback''s log scan must start; returns its id.';
+COMMENT ON FUNCTION @extschema@.rollback_to_snapshot(text, bigint, boolean) IS
+    'Restore the tenant''s rows in every tracked table to exactly what the snapshot saw, in one transaction; dry_run reports the same counts and changes nothing.';
+COMMENT ON FUNCTION @extschema@.rollback_to_time(text, timestamptz, boolean) IS
+    'Restore the tenant''s rows in every tracked table to their state at a time: by commit time with track_commit_timestamp, else by transaction start time.';
+COMMENT ON FUNCTION @extschema@.list_snapshots(text, text) IS
+    'A tenant''s snapshots, newest first, optionally of one type, with the number of completed rollbacks to each.';
+COMMENT ON FUNCTION @extschema@.rollback_history(text, integer) IS
+    'A tenant''s rollbacks and dry runs, newest first.';
