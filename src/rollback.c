@@ -174,7 +174,7 @@ static void
 rb_require_tracked(void)
 {
 	rb_exec("SELECT pg_catalog.count(*) FROM bkperf.tracked_tables",
-			0, NULL, NULL, NULL, true, SPI_OK_SELECT);
+			0, NULL, NULL, NULL, false, SPI_OK_SELECT);
 	if (rb_int64_result(1) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -192,7 +192,7 @@ bkperf_tracked_relids(int *ntables)
 	Oid		   *relids;
 
 	rb_exec("SELECT relid::pg_catalog.oid FROM bkperf.tracked_tables ORDER BY 1",
-			0, NULL, NULL, NULL, true, SPI_OK_SELECT);
+			0, NULL, NULL, NULL, false, SPI_OK_SELECT);
 	relids = palloc(sizeof(Oid) * Max(SPI_processed, 1));
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -218,7 +218,7 @@ rb_log_floor(void)
 
 	rb_exec("SELECT GREATEST(t.latest, (SELECT pruned_before FROM bkperf.log_retention_state))"
 			"  FROM (SELECT pg_catalog.max(tracked_at) AS latest FROM bkperf.tracked_tables) t",
-			0, NULL, NULL, NULL, true, SPI_OK_SELECT);
+			0, NULL, NULL, NULL, false, SPI_OK_SELECT);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	return isnull ? 0 : DatumGetTimestampTz(d);
 }
@@ -245,7 +245,7 @@ cs_oldest_xact_start(void)
 	if (!pgstat_track_activities)
 		return 0;
 	rb_exec("SELECT pg_catalog.count(*) FROM pg_catalog.pg_prepared_xacts",
-			0, NULL, NULL, NULL, true, SPI_OK_SELECT);
+			0, NULL, NULL, NULL, false, SPI_OK_SELECT);
 	if (rb_int64_result(1) > 0)
 		return 0;
 
@@ -361,7 +361,7 @@ rb_check_floor(TimestampTz target, TimestampTz scan_from)
 	Datum		d;
 
 	rb_exec("SELECT pruned_before FROM bkperf.log_retention_state",
-			0, NULL, NULL, NULL, true, SPI_OK_SELECT);
+			0, NULL, NULL, NULL, false, SPI_OK_SELECT);
 	if (SPI_processed > 0)
 	{
 		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
@@ -393,19 +393,21 @@ rb_resolve_snapshot(RbTarget *t)
 
 	rb_exec("SELECT tenant_id, snapshot, created_at, log_scan_from"
 			"  FROM bkperf.backup_pitr_snapshots WHERE snapshot_id = $1",
-			1, types, values, NULL, true, SPI_OK_SELECT);
+			1, types, values, NULL, false, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("snapshot %lld does not exist", (long long) t->snapshot_id)));
+				 errmsg("snapshot does not exist"),
+				 errdetail("No snapshot has id %lld.", (long long) t->snapshot_id)));
 	tup = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
 	owner = SPI_getvalue(tup, desc, 1);
 	if (strcmp(owner, t->tenant) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("snapshot %lld belongs to another tenant", (long long) t->snapshot_id),
-				 errdetail("A tenant can only be rolled back to its own snapshots.")));
+				 errmsg("snapshot belongs to another tenant"),
+				 errdetail("Snapshot %lld is not a snapshot of tenant \"%s\"; a tenant can only be rolled back to its own snapshots.",
+						   (long long) t->snapshot_id, t->tenant)));
 	t->snapshot = SPI_datumTransfer(SPI_getbinval(tup, desc, 2, &isnull), false, -1);
 	t->target_time = DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull));
 	t->scan_from = DatumGetTimestampTz(SPI_getbinval(tup, desc, 4, &isnull));
@@ -430,8 +432,8 @@ rb_resolve_time(RbTarget *t)
 	if (t->target_time > GetCurrentTimestamp())
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("rollback target %s is in the future",
-						timestamptz_to_str(t->target_time))));
+				 errmsg("rollback target is in the future"),
+				 errdetail("The target is %s.", timestamptz_to_str(t->target_time))));
 	rb_check_floor(t->target_time, t->target_time);
 	t->by_commit_ts = track_commit_timestamp;
 	t->scan_from = t->target_time;
@@ -440,7 +442,7 @@ rb_resolve_time(RbTarget *t)
 	rb_exec("SELECT log_scan_from FROM bkperf.backup_pitr_snapshots"
 			" WHERE tenant_id = $1 AND created_at <= $2"
 			" ORDER BY created_at DESC LIMIT 1",
-			2, types, values, NULL, true, SPI_OK_SELECT);
+			2, types, values, NULL, false, SPI_OK_SELECT);
 	if (SPI_processed > 0)
 		t->scan_from = DatumGetTimestampTz(rb_int64_result(1));
 	else
@@ -494,7 +496,7 @@ rb_load_tables(RbRun *run)
 			"  JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) t.relid"
 			"   AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated OPERATOR(pg_catalog.=) ''"
 			" GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1",
-			0, NULL, NULL, NULL, true, SPI_OK_SELECT);
+			0, NULL, NULL, NULL, false, SPI_OK_SELECT);
 	run->ntables = (int) SPI_processed;
 	run->tables = palloc0(sizeof(RbTable) * Max(run->ntables, 1));
 	for (int i = 0; i < run->ntables; i++)
@@ -617,7 +619,6 @@ rb_build_net(RbRun *run)
 												-1, false, TYPALIGN_INT));
 	values[3] = t->snapshot_id != 0 ? t->snapshot : TimestampTzGetDatum(t->target_time);
 
-	rb_exec("DROP TABLE IF EXISTS " RB_NET, 0, NULL, NULL, NULL, false, SPI_OK_UTILITY);
 	rb_exec("CREATE TEMPORARY TABLE bkperf_rollback_net (table_name text COLLATE \"C\","
 			" record_id jsonb, operation text, old_data jsonb) ON COMMIT DROP",
 			0, NULL, NULL, NULL, false, SPI_OK_UTILITY);
@@ -643,7 +644,7 @@ rb_count_plan(RbRun *run)
 	rb_exec("SELECT table_name, pg_catalog.count(*) FILTER (WHERE operation <> 'INSERT'),"
 			"       pg_catalog.count(*) FILTER (WHERE operation = 'INSERT')"
 			"  FROM " RB_NET " GROUP BY 1",
-			0, NULL, NULL, NULL, true, SPI_OK_SELECT);
+			0, NULL, NULL, NULL, false, SPI_OK_SELECT);
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[r];
@@ -686,22 +687,28 @@ rb_check_group(RbRun *run, int g)
 {
 	BkperfFkOrder *o = run->order;
 	int			nchanged = 0;
-	ArrayType  *rigid;
+	StringInfoData rigid;
 
 	for (int i = 0; i < o->ntables; i++)
 		if (o->tables[i].cycle_group == g && rb_changed(run, i))
 			nchanged++;
 	if (nchanged < 2)
 		return;
-	rigid = bkperf_fk_group_constraints(o, g, true);
-	if (ArrayGetNItems(ARR_NDIM(rigid), ARR_DIMS(rigid)) > 0)
+	initStringInfo(&rigid);
+	for (int e = 0; e < o->nedges; e++)
+	{
+		BkperfFkEdge *edge = &o->edges[e];
+
+		if (o->tables[edge->child].cycle_group == g &&
+			o->tables[edge->parent].cycle_group == g && !edge->deferrable)
+			appendStringInfo(&rigid, "%s%s", rigid.len > 0 ? ", " : "", edge->name);
+	}
+	if (rigid.len > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("cannot restore tables in a cycle of foreign keys that are not deferrable"),
-				 errdetail("Constraints not deferrable: %s.",
-						   TextDatumGetCString(DirectFunctionCall2(array_to_text,
-																   PointerGetDatum(rigid),
-																   CStringGetTextDatum(", ")))),
+				 errmsg("cannot restore tables in a cycle of foreign keys that are not deferrable: %s",
+						rigid.data),
+				 errdetail("Rows of tables that reference each other can only be restored with those keys deferred."),
 				 errhint("Make them DEFERRABLE with ALTER TABLE ... ALTER CONSTRAINT ... DEFERRABLE.")));
 	for (int e = 0; e < o->nedges; e++)
 	{
@@ -775,7 +782,7 @@ rb_stored_order(RbRun *run, bool reverse)
 			"SELECT table_name FROM bkperf.backup_fk_constraints_cache"
 			" WHERE tenant_id = $1 AND rollback_id = $2"
 			" ORDER BY restore_level, table_name",
-			2, types, values, NULL, true, SPI_OK_SELECT);
+			2, types, values, NULL, false, SPI_OK_SELECT);
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
 		char	   *name = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1);
@@ -828,7 +835,7 @@ rb_check_key_owner(RbTable *t)
 					 " WHERE n.table_name = $1 AND n.operation <> 'INSERT'"
 					 "   AND t.%s IS DISTINCT FROM k.%s",
 					 t->qname, t->qname, t->key_join, t->tenant_col, t->tenant_col),
-			1, types, values, NULL, true, SPI_OK_SELECT);
+			1, types, values, NULL, false, SPI_OK_SELECT);
 	if (rb_int64_result(1) > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNIQUE_VIOLATION),
@@ -954,8 +961,8 @@ rb_apply_guarded(RbRun *run)
 		run->sqlstate = pstrdup(unpack_sql_state(edata->sqlerrcode));
 		ereport(WARNING,
 				(errcode(edata->sqlerrcode),
-				 errmsg("rollback %lld of tenant \"%s\" failed and changed nothing: %s",
-						(long long) run->rollback_id, run->target->tenant, edata->message),
+				 errmsg("rollback of tenant \"%s\" failed and changed nothing: %s",
+						run->target->tenant, edata->message),
 				 edata->detail ? errdetail_internal("%s", edata->detail) : 0));
 		for (int i = 0; i < run->ntables; i++)
 			run->tables[i].deleted = run->tables[i].updated = run->tables[i].inserted = 0;
