@@ -63,7 +63,7 @@ PG_FUNCTION_INFO_V1(bkperf_rollback_to_time);
  * transaction start a moment before it publishes it, so a snapshot could
  * miss a start stamped just before it looked.
  */
-#define RB_SCAN_MARGIN_USEC		(10 * USECS_PER_SEC)
+#define RB_SCAN_MARGIN_USEC		(1 * USECS_PER_SEC)
 
 /* The temporary table holding one rollback's plan. */
 #define RB_NET	"pg_temp.bkperf_rollback_net"
