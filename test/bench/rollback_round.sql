@@ -1,0 +1,33 @@
+-- One timed run, chosen by :which (rollback or bare); the transaction is rolled back.
+\if :{?which}
+\else
+\quit
+\endif
+VACUUM bench.parent, bench.child, bench.grandchild;
+BEGIN;
+SELECT clock_timestamp() AS t0 \gset
+SELECT :'which' = 'rollback' AS is_rb \gset
+\if :is_rb
+SELECT status FROM bkperf.rollback_to_snapshot('1',
+    (SELECT max(snapshot_id) FROM bkperf.backup_pitr_snapshots WHERE tenant_id = '1')) \g /dev/null
+\else
+INSERT INTO bench.parent AS t SELECT s.* FROM bench.s_parent s JOIN bench.k_upsert k ON k.tbl = 'parent' AND k.id = s.id
+    ON CONFLICT (tenant, id) DO UPDATE SET name = EXCLUDED.name, qty = EXCLUDED.qty;
+INSERT INTO bench.child AS t SELECT s.* FROM bench.s_child s JOIN bench.k_upsert k ON k.tbl = 'child' AND k.id = s.id
+    ON CONFLICT (tenant, id) DO UPDATE SET parent_id = EXCLUDED.parent_id, payload = EXCLUDED.payload, qty = EXCLUDED.qty;
+INSERT INTO bench.grandchild AS t SELECT s.* FROM bench.s_grandchild s JOIN bench.k_upsert k ON k.tbl = 'grandchild' AND k.id = s.id
+    ON CONFLICT (tenant, id) DO UPDATE SET child_id = EXCLUDED.child_id, payload = EXCLUDED.payload, qty = EXCLUDED.qty;
+DELETE FROM bench.grandchild t USING bench.k_delete k WHERE k.tbl = 'grandchild' AND t.tenant = 1 AND t.id = k.id;
+DELETE FROM bench.child t USING bench.k_delete k WHERE k.tbl = 'child' AND t.tenant = 1 AND t.id = k.id;
+DELETE FROM bench.parent t USING bench.k_delete k WHERE k.tbl = 'parent' AND t.tenant = 1 AND t.id = k.id;
+\endif
+SELECT :'which' || '_ms|' || 1000 * extract(epoch FROM clock_timestamp() - :'t0'::timestamptz);
+-- Both must leave tenant 1 exactly as at the snapshot.
+SELECT :'which' || '_diff|' || (SELECT count(*) FROM (
+    (SELECT to_jsonb(t) FROM bench.parent t WHERE tenant = 1 EXCEPT ALL SELECT to_jsonb(s) FROM bench.s_parent s)
+    UNION ALL (SELECT to_jsonb(s) FROM bench.s_parent s EXCEPT ALL SELECT to_jsonb(t) FROM bench.parent t WHERE tenant = 1)
+    UNION ALL (SELECT to_jsonb(t) FROM bench.child t WHERE tenant = 1 EXCEPT ALL SELECT to_jsonb(s) FROM bench.s_child s)
+    UNION ALL (SELECT to_jsonb(s) FROM bench.s_child s EXCEPT ALL SELECT to_jsonb(t) FROM bench.child t WHERE tenant = 1)
+    UNION ALL (SELECT to_jsonb(t) FROM bench.grandchild t WHERE tenant = 1 EXCEPT ALL SELECT to_jsonb(s) FROM bench.s_grandchild s)
+    UNION ALL (SELECT to_jsonb(s) FROM bench.s_grandchild s EXCEPT ALL SELECT to_jsonb(t) FROM bench.grandchild t WHERE tenant = 1)) d);
+ROLLBACK;
