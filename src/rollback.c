@@ -520,15 +520,36 @@ rb_load_tables(RbRun *run)
 }
 
 /*
- * Lock every tracked table in SHARE ROW EXCLUSIVE mode, in OID order: this
- * waits for the writers in flight and keeps new writers out until commit,
- * so the plan, read after it, misses no change (see the file header).
+ * Lock every tracked table in SHARE ROW EXCLUSIVE mode: this waits for the
+ * writers in flight and keeps new writers out until commit, so the plan,
+ * read after it, misses no change (see the file header).  Writers take their
+ * tables in any order, so holding some locks while waiting for another would
+ * deadlock with them: all locks are tried without waiting; when one is busy,
+ * every lock is released and only that one is waited for, then all are tried
+ * again (the wait queues new writers behind us, so this ends).
  */
 static void
 rb_lock_tables(RbRun *run)
 {
-	for (int i = 0; i < run->ntables; i++)
+	int			held = -1;
+
+	for (;;)
+	{
+		int			i;
+
+		for (i = 0; i < run->ntables; i++)
+			if (!ConditionalLockRelationOid(run->tables[i].relid, ShareRowExclusiveLock))
+				break;
+		if (held >= 0)
+			UnlockRelationOid(run->tables[held].relid, ShareRowExclusiveLock);
+		if (i == run->ntables)
+			return;
+		for (int j = 0; j < i; j++)
+			UnlockRelationOid(run->tables[j].relid, ShareRowExclusiveLock);
 		LockRelationOid(run->tables[i].relid, ShareRowExclusiveLock);
+		held = i;
+		CHECK_FOR_INTERRUPTS();
+	}
 }
 
 /*
