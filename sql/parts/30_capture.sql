@@ -14,6 +14,38 @@ LANGUAGE C
 AS 'MODULE_PATHNAME', 'bkperf_capture_truncate';
 
 /*
+ * Create the capture triggers of one table (rel itself or one of its
+ * partitions), logging changes as changes of rel.
+ */
+CREATE FUNCTION @extschema@.capture_triggers_create(part regclass, rel regclass,
+                                                    tenant_column name, capture text,
+                                                    keys name[])
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_args text;
+BEGIN
+    v_args := pg_catalog.format('%L, %L, %L', rel::oid, tenant_column, capture)
+           || (SELECT pg_catalog.string_agg(pg_catalog.format(', %L', k), '' ORDER BY o)
+                 FROM pg_catalog.unnest(keys) WITH ORDINALITY u(k, o));
+    EXECUTE pg_catalog.format(
+        'CREATE TRIGGER bkperf_capture_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS bkperf_new '
+        'FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.capture(%s)', part, v_args);
+    EXECUTE pg_catalog.format(
+        'CREATE TRIGGER bkperf_capture_update AFTER UPDATE ON %s REFERENCING OLD TABLE AS bkperf_old '
+        'NEW TABLE AS bkperf_new FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.capture(%s)', part, v_args);
+    EXECUTE pg_catalog.format(
+        'CREATE TRIGGER bkperf_capture_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS bkperf_old '
+        'FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.capture(%s)', part, v_args);
+    EXECUTE pg_catalog.format(
+        'CREATE TRIGGER bkperf_capture_truncate BEFORE TRUNCATE ON %s '
+        'FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.capture_truncate()', part);
+END
+$$;
+
+/*
  * The work of track_table, run as the extension owner by the C entry point
  * once it has checked that the caller owns the table.  Not for PUBLIC.
  */
@@ -28,7 +60,6 @@ DECLARE
     v_name  name;
     v_kind  "char";
     v_keys  name[];
-    v_args  text;
     v_part  regclass;
 BEGIN
     SELECT n.nspname, c.relname, c.relkind INTO v_nsp, v_name, v_kind
@@ -71,9 +102,6 @@ BEGIN
                     HINT = 'Add a primary key, or set REPLICA IDENTITY USING INDEX on a unique index of NOT NULL columns.';
     END IF;
 
-    v_args := pg_catalog.format('%L, %L, %L', rel::oid, tenant_column, capture)
-           || (SELECT pg_catalog.string_agg(pg_catalog.format(', %L', k), '' ORDER BY o)
-                 FROM pg_catalog.unnest(v_keys) WITH ORDINALITY u(k, o));
     -- The table and every partition below it: statement triggers of a parent
     -- do not fire for DML aimed at a partition.
     FOR v_part IN SELECT c.oid::pg_catalog.regclass FROM pg_catalog.pg_class c
@@ -81,18 +109,7 @@ BEGIN
                      AND (c.oid = rel OR c.oid IN (SELECT t.relid FROM pg_catalog.pg_partition_tree(rel) t))
     LOOP
         PERFORM @extschema@.capture_triggers_drop(v_part);
-        EXECUTE pg_catalog.format(
-            'CREATE TRIGGER bkperf_capture_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS bkperf_new '
-            'FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.capture(%s)', v_part, v_args);
-        EXECUTE pg_catalog.format(
-            'CREATE TRIGGER bkperf_capture_update AFTER UPDATE ON %s REFERENCING OLD TABLE AS bkperf_old '
-            'NEW TABLE AS bkperf_new FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.capture(%s)', v_part, v_args);
-        EXECUTE pg_catalog.format(
-            'CREATE TRIGGER bkperf_capture_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS bkperf_old '
-            'FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.capture(%s)', v_part, v_args);
-        EXECUTE pg_catalog.format(
-            'CREATE TRIGGER bkperf_capture_truncate BEFORE TRUNCATE ON %s '
-            'FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.capture_truncate()', v_part);
+        PERFORM @extschema@.capture_triggers_create(v_part, rel, tenant_column, capture, v_keys);
     END LOOP;
 
     -- Re-tracking keeps tracked_at: change_log_floor() relies on it.
@@ -187,11 +204,71 @@ $$;
 CREATE EVENT TRIGGER bkperf_forget_dropped_tables ON sql_drop
     EXECUTE FUNCTION @extschema@.forget_dropped_tables();
 
+
+/*
+ * ddl_command_end event trigger for CREATE TABLE and ALTER TABLE: partitions
+ * created in or attached to a tracked table get the capture triggers, and a
+ * table detached from a tracked table loses them (unless tracked itself).
+ */
+CREATE FUNCTION @extschema@.capture_sync_partitions()
+RETURNS event_trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_rel       regclass;
+    v_root      regclass;
+    v_tenant    name;
+    v_mode      text;
+    v_keys      name[];
+BEGIN
+    IF pg_catalog.to_regclass('@extschema@.tracked_tables') IS NULL THEN
+        RETURN;
+    END IF;
+    -- Partitions of tracked tables without capture triggers.
+    FOR v_rel, v_root, v_tenant, v_mode, v_keys IN
+        SELECT DISTINCT c.oid::pg_catalog.regclass, t.relid, t.tenant_column, t.capture_mode,
+               t.key_columns
+          FROM pg_catalog.pg_event_trigger_ddl_commands() d
+         CROSS JOIN LATERAL (SELECT d.objid AS relid
+                             UNION SELECT x.relid FROM pg_catalog.pg_partition_ancestors(d.objid) x) a
+          JOIN @extschema@.tracked_tables t ON t.relid::pg_catalog.oid = a.relid
+          JOIN pg_catalog.pg_partition_tree(t.relid) p ON true
+          JOIN pg_catalog.pg_class c ON c.oid = p.relid
+         WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objsubid = 0
+           AND c.relkind IN ('r', 'p')
+           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g
+                            WHERE g.tgrelid = c.oid AND g.tgname = 'bkperf_capture_insert')
+    LOOP
+        PERFORM @extschema@.capture_triggers_create(v_rel, v_root, v_tenant, v_mode, v_keys);
+    END LOOP;
+    -- Tables with capture triggers that are no longer in a tracked tree.
+    FOR v_rel IN
+        SELECT g.tgrelid::pg_catalog.regclass FROM pg_catalog.pg_trigger g
+         WHERE g.tgname = 'bkperf_capture_insert'
+           AND g.tgfoid = '@extschema@.capture()'::pg_catalog.regprocedure
+           AND NOT EXISTS (SELECT 1 FROM @extschema@.tracked_tables t
+                            WHERE t.relid::pg_catalog.oid = g.tgrelid
+                               OR t.relid IN (SELECT x.relid
+                                                FROM pg_catalog.pg_partition_ancestors(g.tgrelid) x))
+    LOOP
+        PERFORM @extschema@.capture_triggers_drop(v_rel);
+    END LOOP;
+END
+$$;
+
+CREATE EVENT TRIGGER bkperf_capture_sync_partitions ON ddl_command_end
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
+    EXECUTE FUNCTION @extschema@.capture_sync_partitions();
+
 REVOKE ALL ON FUNCTION @extschema@.capture() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.capture_truncate() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.track_table_apply(regclass, name, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.untrack_table_apply(regclass, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.capture_triggers_drop(regclass) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.capture_triggers_create(regclass, regclass, name, text, name[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.capture_sync_partitions() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.forget_dropped_tables() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.track_table(regclass, name, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.untrack_table(regclass) FROM PUBLIC;
@@ -206,6 +283,10 @@ COMMENT ON FUNCTION @extschema@.untrack_table_apply(regclass, text) IS
     'Internal: the work of untrack_table, run as the extension owner after the ownership check.';
 COMMENT ON FUNCTION @extschema@.capture_triggers_drop(regclass) IS
     'Internal: drops the capture triggers of one table.';
+COMMENT ON FUNCTION @extschema@.capture_triggers_create(regclass, regclass, name, text, name[]) IS
+    'Internal: creates the capture triggers of one table or partition of a tracked table.';
+COMMENT ON FUNCTION @extschema@.capture_sync_partitions() IS
+    'ddl_command_end event trigger: gives new partitions of tracked tables the capture triggers, takes them from detached ones.';
 COMMENT ON FUNCTION @extschema@.forget_dropped_tables() IS
     'sql_drop event trigger: removes dropped tables from bkperf.tracked_tables.';
 COMMENT ON FUNCTION @extschema@.track_table(regclass, name, text) IS

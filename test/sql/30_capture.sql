@@ -249,6 +249,22 @@ UPDATE cap_part SET id = 51 WHERE tenant = 2 AND id = 50;                -- stay
 DELETE FROM cap_part_2 WHERE id = 2;
 SELECT * FROM cap_log(:mark);
 
+-- Partitions created or attached later get the triggers; a detached one
+-- loses them.
+CREATE TABLE cap_part_3 PARTITION OF cap_part FOR VALUES IN (3);
+CREATE TABLE cap_part_4 (tenant int, id int, v text, PRIMARY KEY (tenant, id));
+ALTER TABLE cap_part ATTACH PARTITION cap_part_4 FOR VALUES IN (4);
+SELECT tgrelid::regclass AS rel, count(*) AS triggers FROM pg_trigger
+ WHERE tgrelid IN ('cap_part_3'::regclass, 'cap_part_4'::regclass)
+ GROUP BY tgrelid ORDER BY tgrelid::regclass::text;
+SELECT cap_mark() AS mark \gset
+INSERT INTO cap_part_3 VALUES (3, 1, 'new partition');
+INSERT INTO cap_part_4 VALUES (4, 1, 'attached partition');
+ALTER TABLE cap_part DETACH PARTITION cap_part_4;
+SELECT count(*) AS triggers_on_detached FROM pg_trigger WHERE tgrelid = 'cap_part_4'::regclass;
+INSERT INTO cap_part_4 VALUES (4, 2, 'detached');
+SELECT n, tbl, op, record_id FROM cap_log(:mark);
+
 -- The log row goes to the log partition that holds now().
 BEGIN;
 CREATE TABLE bkperf.cap_log_part PARTITION OF bkperf.backup_transaction_logs
@@ -260,7 +276,7 @@ ROLLBACK;
 
 -- Clean up: dropping the tables forgets them.
 DROP TABLE cap_items, cap_orders, cap_notes, cap_child, cap_parent, cap_nokey, cap_ri,
-           cap_part CASCADE;
+           cap_part, cap_part_4 CASCADE;
 SELECT count(*) AS still_tracked FROM bkperf.tracked_tables WHERE table_name LIKE 'public.cap%';
 DROP FUNCTION cap_log(bigint);
 DROP FUNCTION cap_mark();
