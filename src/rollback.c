@@ -755,6 +755,47 @@ rb_check_group(RbRun *run, int g)
 }
 
 /*
+ * Refuse when deleting rows of a changed table would cascade into a table
+ * that is not tracked (ON DELETE CASCADE, SET NULL, SET DEFAULT): a
+ * rollback never writes untracked tables.  Keys without an action make the
+ * apply fail instead if such a row still references a deleted one.
+ */
+static void
+rb_check_untracked_cascades(RbRun *run)
+{
+	Datum	   *all = palloc(sizeof(Datum) * Max(run->ntables, 1));
+	Datum	   *deleting = palloc(sizeof(Datum) * Max(run->ntables, 1));
+	int			ndel = 0;
+	Oid			types[2] = {OIDARRAYOID, OIDARRAYOID};
+	Datum		values[2];
+
+	for (int i = 0; i < run->ntables; i++)
+	{
+		all[i] = ObjectIdGetDatum(run->tables[i].relid);
+		if (run->tables[i].planned_absent > 0)
+			deleting[ndel++] = all[i];
+	}
+	if (ndel == 0)
+		return;
+	values[0] = PointerGetDatum(construct_array(deleting, ndel, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+	values[1] = PointerGetDatum(construct_array(all, run->ntables, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+	rb_exec("SELECT pg_catalog.format('%s on %s', c.conname, c.conrelid::pg_catalog.regclass)"
+			"  FROM pg_catalog.pg_constraint c"
+			" WHERE c.contype = 'f' AND c.confrelid OPERATOR(pg_catalog.=) ANY ($1)"
+			"   AND c.conrelid OPERATOR(pg_catalog.<>) ALL ($2)"
+			"   AND c.confdeltype OPERATOR(pg_catalog.=) ANY ('{c,n,d}'::\"char\"[])"
+			" ORDER BY 1 LIMIT 1",
+			2, types, values, NULL, false, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("rollback would change an untracked table through foreign key %s",
+						SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)),
+				 errdetail("Deleting rows the rollback must remove would cascade into a table that is not tracked."),
+				 errhint("Track the referencing table too, or change the key's ON DELETE action.")));
+}
+
+/*
  * Compute the FK order of the tracked tables and store the order of the
  * changed ones in backup_fk_constraints_cache for this rollback.
  */
@@ -769,6 +810,7 @@ rb_store_order(RbRun *run)
 	for (int i = 0; i < run->ntables; i++)
 		relids[i] = run->tables[i].relid;
 	run->order = bkperf_fk_order(relids, run->ntables);
+	rb_check_untracked_cascades(run);
 	for (int g = 1; g <= run->order->ngroups; g++)
 		rb_check_group(run, g);
 

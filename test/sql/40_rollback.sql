@@ -184,6 +184,12 @@ SELECT name FROM rb.customers WHERE tenant = 'rb_a' AND id IN (1, 7) ORDER BY id
 SELECT rollback_status, error_message, error_sqlstate, rows_updated
   FROM bkperf.backup_pitr_rollback_history WHERE snapshot_id = :snap7;
 DELETE FROM rb.untracked_ref;
+-- An untracked table whose key would cascade the rollback's deletes into it: refused.
+BEGIN;
+CREATE TABLE rb.untracked_cascade (tenant text, customer_id int,
+    CONSTRAINT untracked_cascade_fk FOREIGN KEY (tenant, customer_id) REFERENCES rb.customers ON DELETE CASCADE);
+SELECT * FROM bkperf.rollback_to_snapshot('rb_a', :snap7);
+ROLLBACK;
 SELECT status, rows_deleted, rows_updated FROM bkperf.rollback_to_snapshot('rb_a', :snap7);
 
 -- Refusals.
