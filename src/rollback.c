@@ -613,7 +613,7 @@ rb_after_predicate(RbTarget *t)
 		return "l.changed_at > $4::pg_catalog.timestamptz";
 	/* Own changes are after; a missing commit time falls back to changed_at. */
 	return "(l.txid OPERATOR(pg_catalog.=) pg_catalog.pg_current_xact_id_if_assigned()"
-		" OR pg_catalog.coalesce(pg_catalog.pg_xact_commit_timestamp("
+		" OR COALESCE(pg_catalog.pg_xact_commit_timestamp("
 		"      ((l.txid::pg_catalog.text::pg_catalog.numeric OPERATOR(pg_catalog.%) 4294967296)"
 		"       ::pg_catalog.text)::pg_catalog.xid), l.changed_at)"
 		"    > $4::pg_catalog.timestamptz)";
