@@ -19,8 +19,9 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
-#include "lib/stringinfo.h"
 #include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/numeric.h"
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
@@ -120,7 +121,9 @@ static const char hl_tenant_sql[] =
 "  LEFT JOIN bkperf.health_policy_tenant o ON o.tenant_id = $1"
 "  LEFT JOIN bkperf.backup_health_inputs i ON i.tenant_id = $1";
 
+/* The floor is computed once (MATERIALIZED), not once per tenant. */
 static const char hl_report_sql[] =
+"WITH f AS MATERIALIZED (SELECT bkperf.change_log_floor() AS log_floor) "
 "SELECT " HL_INPUT_COLS("m") ", " HL_POLICY_COLS("d") ", " HL_POLICY_COLS("o") ","
 "       f.log_floor, true,"
 "       m.tenant_id, m.total_jobs, m.successful_jobs, m.failed_jobs,"
@@ -128,7 +131,7 @@ static const char hl_report_sql[] =
 "       s.backups_last_7_days, m.computed_at"
 "  FROM bkperf.mv_backup_health_summary m"
 "  CROSS JOIN bkperf.health_policy d"
-"  CROSS JOIN (SELECT bkperf.change_log_floor()) f(log_floor)"
+"  CROSS JOIN f"
 "  LEFT JOIN bkperf.health_policy_tenant o ON o.tenant_id = m.tenant_id"
 "  LEFT JOIN bkperf.mv_tenant_backup_summary s ON s.tenant_id = m.tenant_id"
 " ORDER BY m.tenant_id";
@@ -136,44 +139,60 @@ static const char hl_report_sql[] =
 static SPIPlanPtr hl_tenant_plan = NULL;
 static SPIPlanPtr hl_report_plan = NULL;
 
-/* Fetch column col (1-based) of the current SPI row; false when NULL. */
-static bool
-hl_col(HeapTuple tup, TupleDesc td, int col, Datum *value)
+/* One query row, deformed once: columns are read by 1-based number. */
+typedef struct HlRow
 {
-	bool		isnull;
+	TupleDesc	td;
+	Datum	   *values;
+	bool	   *nulls;
+} HlRow;
 
-	*value = SPI_getbinval(tup, td, col, &isnull);
-	return !isnull;
+/* Deform an SPI row (into the current memory context). */
+static void
+hl_deform(HeapTuple tup, TupleDesc td, HlRow *row)
+{
+	row->td = td;
+	row->values = palloc(sizeof(Datum) * td->natts);
+	row->nulls = palloc(sizeof(bool) * td->natts);
+	heap_deform_tuple(tup, td, row->values, row->nulls);
 }
 
-/* Fetch a timestamptz column; false when NULL. */
+/* Column col (1-based); false when NULL. */
 static bool
-hl_ts(HeapTuple tup, TupleDesc td, int col, TimestampTz *out)
+hl_col(const HlRow *row, int col, Datum *value)
+{
+	*value = row->values[col - 1];
+	return !row->nulls[col - 1];
+}
+
+/* A timestamptz column; false when NULL. */
+static bool
+hl_ts(const HlRow *row, int col, TimestampTz *out)
 {
 	Datum		d;
 
-	if (!hl_col(tup, td, col, &d))
+	if (!hl_col(row, col, &d))
 		return false;
 	*out = DatumGetTimestampTz(d);
 	return true;
 }
 
-/* Fetch a bigint column, NULL counting as 0. */
+/* A bigint column, NULL counting as 0. */
 static int64
-hl_int8(HeapTuple tup, TupleDesc td, int col)
+hl_int8(const HlRow *row, int col)
 {
 	Datum		d;
 
-	return hl_col(tup, td, col, &d) ? DatumGetInt64(d) : 0;
+	return hl_col(row, col, &d) ? DatumGetInt64(d) : 0;
 }
 
-/* Fetch a double precision column; false when NULL. */
+/* A double precision column; false when NULL. */
 static bool
-hl_float8(HeapTuple tup, TupleDesc td, int col, double *out)
+hl_float8(const HlRow *row, int col, double *out)
 {
 	Datum		d;
 
-	if (!hl_col(tup, td, col, &d))
+	if (!hl_col(row, col, &d))
 		return false;
 	*out = DatumGetFloat8(d);
 	return true;
@@ -184,7 +203,7 @@ hl_float8(HeapTuple tup, TupleDesc td, int col, double *out)
  * row has a non-NULL value for it.
  */
 static void
-hl_read_policy(HeapTuple tup, TupleDesc td, HealthPolicy *p)
+hl_read_policy(const HlRow *row, HealthPolicy *p)
 {
 	double		val[HL_POLICY_NCOLS];
 
@@ -193,15 +212,18 @@ hl_read_policy(HeapTuple tup, TupleDesc td, HealthPolicy *p)
 		int			col = HL_COL_OVERRIDE_POLICY + i;
 		Datum		d;
 
-		if (!hl_col(tup, td, col, &d))
+		Oid			type;
+
+		if (!hl_col(row, col, &d))
 		{
 			col = HL_COL_DEFAULT_POLICY + i;
-			if (!hl_col(tup, td, col, &d))
+			if (!hl_col(row, col, &d))
 				elog(ERROR, "health policy column %d is null", i);
 		}
-		if (SPI_gettypeid(td, col) == INTERVALOID)
+		type = TupleDescAttr(row->td, col - 1)->atttypid;
+		if (type == INTERVALOID)
 			val[i] = bkperf_interval_seconds(DatumGetIntervalP(d));
-		else if (SPI_gettypeid(td, col) == INT4OID)
+		else if (type == INT4OID)
 			val[i] = DatumGetInt32(d);
 		else
 			val[i] = DatumGetFloat8(d);
@@ -218,25 +240,25 @@ hl_read_policy(HeapTuple tup, TupleDesc td, HealthPolicy *p)
 
 /* Read the score inputs from the common leading columns of either query. */
 static void
-hl_read_inputs(HeapTuple tup, TupleDesc td, HealthInputs *in)
+hl_read_inputs(const HlRow *row, HealthInputs *in)
 {
 	Datum		d;
 
 	memset(in, 0, sizeof(*in));
-	in->has_restorable = hl_ts(tup, td, 1, &in->last_restorable);
-	hl_ts(tup, td, 2, &in->last_restorable_start);
-	hl_ts(tup, td, 3, &in->oldest_restorable);
-	in->has_full = hl_ts(tup, td, 4, &in->last_full);
-	in->valid_fulls = hl_int8(tup, td, 5);
-	in->completed_30d = hl_int8(tup, td, 6);
-	in->failed_30d = hl_int8(tup, td, 7);
-	in->verified_30d = hl_int8(tup, td, 8);
-	in->latest_failed = hl_col(tup, td, 9, &d) &&
+	in->has_restorable = hl_ts(row, 1, &in->last_restorable);
+	hl_ts(row, 2, &in->last_restorable_start);
+	hl_ts(row, 3, &in->oldest_restorable);
+	in->has_full = hl_ts(row, 4, &in->last_full);
+	in->valid_fulls = hl_int8(row, 5);
+	in->completed_30d = hl_int8(row, 6);
+	in->failed_30d = hl_int8(row, 7);
+	in->verified_30d = hl_int8(row, 8);
+	in->latest_failed = hl_col(row, 9, &d) &&
 		strcmp(TextDatumGetCString(d), "failed") == 0;
-	in->has_last_duration = hl_float8(tup, td, 10, &in->last_duration);
-	in->has_median = hl_float8(tup, td, 11, &in->median_duration);
-	in->has_floor = hl_ts(tup, td, HL_COL_FLOOR, &in->log_floor);
-	in->known = hl_col(tup, td, HL_COL_KNOWN, &d) && DatumGetBool(d);
+	in->has_last_duration = hl_float8(row, 10, &in->last_duration);
+	in->has_median = hl_float8(row, 11, &in->median_duration);
+	in->has_floor = hl_ts(row, HL_COL_FLOOR, &in->log_floor);
+	in->known = hl_col(row, HL_COL_KNOWN, &d) && DatumGetBool(d);
 }
 
 /*
@@ -301,22 +323,65 @@ hl_components(const HealthInputs *in, const HealthPolicy *p, TimestampTz now,
 		value[HC_DURATION] = NAN;
 }
 
-/* Append the components and caps as a JSON object to buf. */
-static void
-hl_components_json(StringInfo buf, const double value[HC_COUNT],
-				   const HealthPolicy *p, const char *caps)
+/* A jsonb numeric of x rounded to 3 decimals (integers stay integers). */
+static JsonbValue *
+hl_jnum(JsonbValue *v, double x)
 {
-	appendStringInfoChar(buf, '{');
+	v->type = jbvNumeric;
+	if (x == rint(x) && fabs(x) < 1e15)
+		v->val.numeric = int64_to_numeric((int64) x);
+	else
+		v->val.numeric = int64_div_fast_to_numeric((int64) rint(x * 1000), 3);
+	return v;
+}
+
+/* A jsonb string value of a C string. */
+static JsonbValue *
+hl_jstr(JsonbValue *v, const char *str)
+{
+	v->type = jbvString;
+	v->val.string.val = (char *) str;
+	v->val.string.len = strlen(str);
+	return v;
+}
+
+/*
+ * The components object: {"<name>": {"value": v|null, "weight": w}, ...,
+ * "caps": [...]}, built directly (no JSON text to parse: the report builds
+ * one per tenant).
+ */
+static Datum
+hl_components_jsonb(const double value[HC_COUNT], const HealthPolicy *p,
+					const char *const *caps, int ncaps)
+{
+	JsonbParseState *st = NULL;
+	JsonbValue	v;
+	JsonbValue *res;
+
+	pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
 	for (int c = 0; c < HC_COUNT; c++)
 	{
-		appendStringInfo(buf, "\"%s\": {\"value\": ", hl_component_names[c]);
+		pushJsonbValue(&st, WJB_KEY, hl_jstr(&v, hl_component_names[c]));
+		pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
+		pushJsonbValue(&st, WJB_KEY, hl_jstr(&v, "value"));
 		if (isnan(value[c]))
-			appendStringInfoString(buf, "null");
+		{
+			v.type = jbvNull;
+			pushJsonbValue(&st, WJB_VALUE, &v);
+		}
 		else
-			appendStringInfo(buf, "%.3f", value[c]);
-		appendStringInfo(buf, ", \"weight\": %g}, ", p->weight[c]);
+			pushJsonbValue(&st, WJB_VALUE, hl_jnum(&v, value[c]));
+		pushJsonbValue(&st, WJB_KEY, hl_jstr(&v, "weight"));
+		pushJsonbValue(&st, WJB_VALUE, hl_jnum(&v, p->weight[c]));
+		pushJsonbValue(&st, WJB_END_OBJECT, NULL);
 	}
-	appendStringInfo(buf, "\"caps\": [%s]}", caps);
+	pushJsonbValue(&st, WJB_KEY, hl_jstr(&v, "caps"));
+	pushJsonbValue(&st, WJB_BEGIN_ARRAY, NULL);
+	for (int i = 0; i < ncaps; i++)
+		pushJsonbValue(&st, WJB_ELEM, hl_jstr(&v, caps[i]));
+	pushJsonbValue(&st, WJB_END_ARRAY, NULL);
+	res = pushJsonbValue(&st, WJB_END_OBJECT, NULL);
+	return JsonbPGetDatum(JsonbValueToJsonb(res));
 }
 
 /*
@@ -332,10 +397,9 @@ hl_score(const HealthInputs *in, const HealthPolicy *p, TimestampTz now,
 	double		value[HC_COUNT];
 	double		sum = 0,
 				weights = 0;
-	StringInfoData caps;
-	StringInfoData json;
+	const char *caps[3];
+	int			ncaps = 0;
 
-	initStringInfo(&json);
 	if (!in->known)
 	{
 		out->score_null = true;
@@ -355,37 +419,35 @@ hl_score(const HealthInputs *in, const HealthPolicy *p, TimestampTz now,
 	out->score_null = false;
 	out->score = weights > 0 ? 100.0 * sum / weights : 0.0;
 
-	initStringInfo(&caps);
 	if (!in->has_restorable)
 	{
 		out->score = 0;
-		appendStringInfoString(&caps, "\"no valid backup\"");
+		caps[ncaps++] = "no valid backup";
 	}
 	if (in->latest_failed && out->score > 79)
 	{
 		out->score = 79;
-		appendStringInfo(&caps, "%s\"latest backup failed\"", caps.len ? ", " : "");
+		caps[ncaps++] = "latest backup failed";
 	}
 	if (in->valid_fulls < p->min_redundancy && out->score > 69)
 	{
 		out->score = 69;
-		appendStringInfo(&caps, "%s\"minimum redundancy not met\"", caps.len ? ", " : "");
+		caps[ncaps++] = "minimum redundancy not met";
 	}
 	out->score = rint(out->score * 10) / 10;
 	out->band = out->score >= 90 ? "ok" : out->score >= 70 ? "warning" : "critical";
-	hl_components_json(&json, value, p, caps.data);
-	out->components = bkperf_jsonb_from_cstring(json.data);
+	out->components = hl_components_jsonb(value, p, caps, ncaps);
 }
 
-/* Score the current SPI row of either query. */
+/* Score a deformed row of either query. */
 static void
-hl_score_row(HeapTuple tup, TupleDesc td, TimestampTz now, HealthResult *res)
+hl_score_row(const HlRow *row, TimestampTz now, HealthResult *res)
 {
 	HealthInputs in;
 	HealthPolicy policy;
 
-	hl_read_inputs(tup, td, &in);
-	hl_read_policy(tup, td, &policy);
+	hl_read_inputs(row, &in);
+	hl_read_policy(row, &policy);
 	hl_score(&in, &policy, now, res);
 }
 
@@ -401,6 +463,7 @@ bkperf_calculate_health_score(PG_FUNCTION_ARGS)
 	Datum		args[1];
 	TupleDesc	resultdesc;
 	HealthResult res;
+	HlRow		row;
 	Datum		values[3];
 	bool		nulls[3] = {false, false, false};
 	MemoryContext callcxt = CurrentMemoryContext;
@@ -416,8 +479,8 @@ bkperf_calculate_health_score(PG_FUNCTION_ARGS)
 						 args, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "health inputs query returned no row");
 	oldcxt = MemoryContextSwitchTo(callcxt);
-	hl_score_row(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
-				 GetCurrentTransactionStartTimestamp(), &res);
+	hl_deform(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, &row);
+	hl_score_row(&row, GetCurrentTransactionStartTimestamp(), &res);
 	MemoryContextSwitchTo(oldcxt);
 	SPI_finish();
 
@@ -440,6 +503,7 @@ hl_report_row(HeapTuple tup, TupleDesc td, TimestampTz now,
 			  Datum values[HL_REPORT_NCOLS], bool nulls[HL_REPORT_NCOLS])
 {
 	HealthResult res;
+	HlRow		row;
 	/* result column -> query column (0 = computed) */
 	static const int map[HL_REPORT_NCOLS] = {
 		HL_NCOLS_COMMON + 1, 0, 0, HL_NCOLS_COMMON + 2, HL_NCOLS_COMMON + 3,
@@ -447,10 +511,11 @@ hl_report_row(HeapTuple tup, TupleDesc td, TimestampTz now,
 		HL_NCOLS_COMMON + 7, HL_NCOLS_COMMON + 8, 0, HL_NCOLS_COMMON + 9
 	};
 
-	hl_score_row(tup, td, now, &res);
+	hl_deform(tup, td, &row);
+	hl_score_row(&row, now, &res);
 	for (int i = 0; i < HL_REPORT_NCOLS; i++)
 		if (map[i] != 0)
-			nulls[i] = !hl_col(tup, td, map[i], &values[i]);
+			nulls[i] = !hl_col(&row, map[i], &values[i]);
 	values[1] = Float8GetDatum(res.score);
 	nulls[1] = res.score_null;
 	values[2] = CStringGetTextDatum(res.band);

@@ -161,6 +161,8 @@ RETURNS TABLE (tenant_id text, score double precision, band text,
                completed_size_bytes bigint, backups_last_7_days bigint,
                components jsonb, as_of timestamptz)
 LANGUAGE c STABLE
+-- One pass over a small view: compiling it with LLVM costs more than it saves.
+SET jit = off
 AS 'MODULE_PATHNAME', 'bkperf_health_report';
 
 CREATE FUNCTION @extschema@.get_backup_statistics(tenant text,
