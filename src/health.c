@@ -388,7 +388,8 @@ hl_components_jsonb(const double value[HC_COUNT], const HealthPolicy *p,
  * Score one tenant: weighted mean of the applicable components, scaled to
  * 0..100, then the hard caps: no restorable backup -> 0; latest finished
  * backup failed -> at most 79; fewer valid fulls than min_redundancy -> at
- * most 69.
+ * most 69.  Every cap whose condition holds is listed, even where the score
+ * was already below it.
  */
 static void
 hl_score(const HealthInputs *in, const HealthPolicy *p, TimestampTz now,
@@ -424,14 +425,14 @@ hl_score(const HealthInputs *in, const HealthPolicy *p, TimestampTz now,
 		out->score = 0;
 		caps[ncaps++] = "no valid backup";
 	}
-	if (in->latest_failed && out->score > 79)
+	if (in->latest_failed)
 	{
-		out->score = 79;
+		out->score = Min(out->score, 79);
 		caps[ncaps++] = "latest backup failed";
 	}
-	if (in->valid_fulls < p->min_redundancy && out->score > 69)
+	if (in->valid_fulls < p->min_redundancy)
 	{
-		out->score = 69;
+		out->score = Min(out->score, 69);
 		caps[ncaps++] = "minimum redundancy not met";
 	}
 	out->score = rint(out->score * 10) / 10;

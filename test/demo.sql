@@ -24,7 +24,7 @@ SELECT 'tenant-' || lpad(t::text, 3, '0'),
 \echo
 \echo '== Refresh the materialized health views (concurrently; pg_cron runs this hourly)'
 SELECT view_name, refreshed, round(duration_ms::numeric, 1) AS ms, note
-  FROM bkperf.refresh_backup_summaries(false);
+  FROM bkperf.refresh_backup_summaries();
 
 \echo
 \echo '== Health report: tenants per band'
