@@ -6,7 +6,7 @@
  * pg_cron starts a job again even if the previous run is still going, and
  * REFRESH MATERIALIZED VIEW waits for the lock of a refresh in progress, so
  * overlapping runs would pile up.  Before refreshing a view we take a
- * transaction-level advisory lock (BKPERF_LOCK_SPACE, view OID) without
+ * transaction-level advisory lock (kind BKPERF_LOCK_REFRESH, view OID) without
  * waiting; a call that cannot get it returns at once with note 'already
  * running'.  The lock is released when the refreshing transaction ends.
  * An unpopulated view cannot be refreshed concurrently, so it gets a plain
@@ -19,8 +19,6 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
-#include "miscadmin.h"
-#include "storage/lock.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
@@ -47,18 +45,6 @@ static const char rf_log_sql[] =
 " VALUES ($1, $2, $3, $4, $5)";
 
 static SPIPlanPtr rf_log_plan = NULL;
-
-/*
- * Try to take the per-view refresh lock without waiting; true if we hold it.
- */
-static bool
-rf_try_lock(Oid viewid)
-{
-	LOCKTAG		tag;
-
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, BKPERF_LOCK_SPACE, viewid, 2);
-	return LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL;
-}
 
 /* Record one outcome in bkperf.refresh_log (inside SPI). */
 static void
@@ -88,7 +74,7 @@ rf_refresh_one(const char *view, bool concurrently, RefreshOutcome *out)
 	bool		populated;
 
 	memset(out, 0, sizeof(*out));
-	if (!rf_try_lock(bkperf_relid(view)))
+	if (!bkperf_xact_lock(bkperf_relid(view), BKPERF_LOCK_REFRESH, false))
 	{
 		out->mode = "skipped";
 		out->note = "already running";

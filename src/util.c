@@ -10,6 +10,9 @@
 #include "fmgr.h"
 #include "access/table.h"
 #include "catalog/namespace.h"
+#include "common/hashfn.h"
+#include "miscadmin.h"
+#include "storage/lock.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -99,4 +102,24 @@ bkperf_view_is_populated(const char *relname)
 
 	table_close(rel, AccessShareLock);
 	return populated;
+}
+
+/*
+ * Take one of bkperf's transaction-level advisory locks (see bkperf.h).  With
+ * wait = false, return false at once if another transaction holds it.
+ */
+bool
+bkperf_xact_lock(uint32 key, uint16 kind, bool wait)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, BKPERF_LOCK_SPACE, key, kind);
+	return LockAcquire(&tag, ExclusiveLock, false, !wait) != LOCKACQUIRE_NOT_AVAIL;
+}
+
+/* The advisory-lock key of a tenant or task name (a hash of it). */
+uint32
+bkperf_tenant_key(const char *tenant)
+{
+	return hash_bytes((const unsigned char *) tenant, strlen(tenant));
 }
