@@ -4,9 +4,16 @@
 \set VERBOSITY terse
 
 -- Partitions for today and two days ahead; a second call creates none.
-SELECT count(*) AS created, sum(rows_moved) AS moved,
+-- Earlier tests' changes of those days move out of the default partition.
+CREATE TEMP TABLE m_default_rows AS
+SELECT count(*) AS n FROM bkperf.backup_transaction_logs_default
+ WHERE changed_at >= (date_trunc('day', now() AT TIME ZONE 'UTC')) AT TIME ZONE 'UTC'
+   AND changed_at < (date_trunc('day', now() AT TIME ZONE 'UTC') + interval '3 days') AT TIME ZONE 'UTC';
+SELECT count(*) AS created, sum(rows_moved) = (SELECT n FROM m_default_rows) AS moved_all,
        bool_and(range_to - range_from = interval '1 day') AS daily
   FROM bkperf.ensure_log_partitions(2);
+SELECT count(*) AS left_in_default FROM bkperf.backup_transaction_logs_default
+ WHERE changed_at < (date_trunc('day', now() AT TIME ZONE 'UTC') + interval '3 days') AT TIME ZONE 'UTC';
 SELECT count(*) AS created FROM bkperf.ensure_log_partitions(2);
 -- Today's changes land in today's partition, not the default.
 INSERT INTO bkperf.backup_transaction_logs (tenant_id, table_name, operation, record_id)
@@ -19,10 +26,10 @@ SELECT tableoid::regclass::text ~ '^bkperf\.backup_transaction_logs_p\d{8}$' AS 
 INSERT INTO bkperf.backup_transaction_logs (tenant_id, table_name, operation, record_id, changed_at)
 VALUES ('m_t', 'public.m', 'INSERT', '{"id": 2}', now() + interval '5 days');
 SELECT tableoid::regclass::text AS partition FROM bkperf.backup_transaction_logs
- WHERE record_id = '{"id": 2}';
+ WHERE tenant_id = 'm_t' AND record_id = '{"id": 2}';
 SELECT count(*) AS created, sum(rows_moved) AS moved FROM bkperf.ensure_log_partitions(6);
 SELECT tableoid::regclass::text ~ '_p\d{8}$' AS in_daily_partition FROM bkperf.backup_transaction_logs
- WHERE record_id = '{"id": 2}';
+ WHERE tenant_id = 'm_t' AND record_id = '{"id": 2}';
 SELECT * FROM bkperf.ensure_log_partitions(-1);
 
 -- Pruning: a partition of a day 10 days ago with 2 rows, and an old row in
@@ -35,7 +42,7 @@ SELECT 'm_t', 'public.m', 'DELETE', jsonb_build_object('id', g),
        (date_trunc('day', now() AT TIME ZONE 'UTC') - interval '10 days' + interval '6 hours') AT TIME ZONE 'UTC'
   FROM generate_series(3, 4) g;
 SELECT tableoid::regclass AS partition, count(*) FROM bkperf.backup_transaction_logs
- WHERE record_id IN ('{"id": 3}', '{"id": 4}') GROUP BY 1;
+ WHERE tenant_id = 'm_t' AND record_id IN ('{"id": 3}', '{"id": 4}') GROUP BY 1;
 INSERT INTO bkperf.backup_transaction_logs (tenant_id, table_name, operation, record_id, changed_at)
 VALUES ('m_t', 'public.m', 'DELETE', '{"id": 5}', now() - interval '30 days');
 
