@@ -76,7 +76,7 @@ bkp_check_tenant_id(char **newval, void **extra, GucSource source)
 }
 
 /*
- * Define the slow-query GUCs (thresholds, ring size, tenant tag).
+ * Define the slow-query GUCs (thresholds, nesting, tenant tag).
  */
 static void
 bkp_define_slow_query_gucs(void)
@@ -89,14 +89,6 @@ bkp_define_slow_query_gucs(void)
 							"Executor time at or above which a slow query is critical instead of a warning (-1: never).",
 							NULL, &bkperf_slow_query_critical_ms, 10000, -1, INT_MAX,
 							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
-	DefineCustomIntVariable("bkperf.slow_query_max",
-							"Number of slow queries the shared-memory ring holds before the oldest are overwritten.",
-							NULL, &bkperf_slow_query_max, 1000, 10, 1000000,
-							PGC_POSTMASTER, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("bkperf.slow_query_text_max",
-							"Bytes of query text kept with each slow query.",
-							NULL, &bkperf_slow_query_text_max, 1024, 64, 65536,
-							PGC_POSTMASTER, GUC_UNIT_BYTE, NULL, NULL, NULL);
 	DefineCustomBoolVariable("bkperf.slow_query_nested",
 							 "Also record slow statements nested inside functions.",
 							 NULL, &bkperf_slow_query_nested, false,
@@ -105,6 +97,26 @@ bkp_define_slow_query_gucs(void)
 							   "Tenant tag recorded with each slow query of this session.",
 							   NULL, &bkperf_tenant_id, "",
 							   PGC_USERSET, 0, bkp_check_tenant_id, NULL, NULL);
+}
+
+/*
+ * Define the GUCs that size the slow-query ring.  They are PGC_POSTMASTER,
+ * which can only be defined while preloading: without preload there is no
+ * ring and they do not exist.
+ */
+static void
+bkp_define_ring_gucs(void)
+{
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+	DefineCustomIntVariable("bkperf.slow_query_max",
+							"Number of slow queries the shared-memory ring holds before the oldest are overwritten.",
+							NULL, &bkperf_slow_query_max, 1000, 10, 1000000,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("bkperf.slow_query_text_max",
+							"Bytes of query text kept with each slow query.",
+							NULL, &bkperf_slow_query_text_max, 1024, 64, 65536,
+							PGC_POSTMASTER, GUC_UNIT_BYTE, NULL, NULL, NULL);
 }
 
 /*
@@ -257,6 +269,7 @@ void
 _PG_init(void)
 {
 	bkp_define_slow_query_gucs();
+	bkp_define_ring_gucs();
 	bkp_define_alert_gucs();
 	MarkGUCPrefixReserved("bkperf");
 	bkp_install_hooks();

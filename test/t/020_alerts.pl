@@ -1,0 +1,115 @@
+# Slow-query ring: overflow keeps the newest entries and counts the dropped
+# ones; pg_notify for new critical alerts; behaviour across a restart (the
+# ring is in shared memory only: unflushed entries are lost, flushed alerts
+# stay); capture and flush on a hot standby; the error without preload.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('alerts');
+$node->init(allows_streaming => 1);
+$node->append_conf('postgresql.conf',
+	"shared_preload_libraries = 'bkperf'\nbkperf.slow_query_max = 10\n");
+$node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION bkperf');
+
+# Overflow: 25 recorded statements into a ring of 10.
+$node->safe_psql('postgres',
+	"SET bkperf.slow_query_ms = 0; SET bkperf.tenant_id = 'tap_overflow';\n"
+	  . join('', map { "SELECT $_ AS n;\n" } 1 .. 25));
+is( $node->safe_psql(
+		'postgres', 'SELECT capacity, entries, dropped FROM bkperf.slow_queries_info()'),
+	'10|10|15',
+	'ring holds its capacity and counts the overwritten entries');
+is( $node->safe_psql(
+		'postgres',
+		"SELECT string_agg(substr(query, 8), ',' ORDER BY seq) FROM bkperf.slow_queries()"),
+	join(',', map { "$_ AS n" } 16 .. 25),
+	'the newest entries are kept, oldest first');
+
+# Flushing empties the ring into the table.
+is($node->safe_psql('postgres', 'SELECT bkperf.flush_alerts()'),
+	'10', 'flush moves every entry');
+is( $node->safe_psql(
+		'postgres',
+		"SELECT count(*), sum(occurrences) FROM bkperf.system_alerts WHERE tenant_id = 'tap_overflow'"),
+	'1|10',
+	'the ten statements fold into one alert (same normalised text)');
+
+# A new critical alert is sent to the bkperf_alerts channel when the flush
+# commits.
+my $out = $node->safe_psql('postgres',
+	"LISTEN bkperf_alerts;\n"
+	  . "SET bkperf.slow_query_ms = 0; SET bkperf.slow_query_critical_ms = 0;\n"
+	  . "SET bkperf.tenant_id = 'tap_notify';\n"
+	  . "SELECT 42 AS notify_me;\n"
+	  . "RESET bkperf.slow_query_ms;\n"
+	  . "SELECT bkperf.flush_alerts();\n");
+like(
+	$out,
+	qr/Asynchronous notification "bkperf_alerts" with payload "\{.*"severity" : "critical".*"tenant_id" : "tap_notify"/,
+	'critical alert notified');
+
+# Restart: unflushed entries are gone, flushed alerts stay, the drop counter
+# starts again.
+$node->safe_psql('postgres',
+	"SET bkperf.slow_query_ms = 0; SET bkperf.tenant_id = 'tap_restart'; SELECT 'unflushed';");
+is( $node->safe_psql(
+		'postgres', "SELECT count(*) FROM bkperf.slow_queries() WHERE tenant_id = 'tap_restart'"),
+	'1',
+	'entry in the ring before restart');
+$node->restart;
+is( $node->safe_psql(
+		'postgres', 'SELECT entries, dropped FROM bkperf.slow_queries_info()'),
+	'0|0', 'ring is empty after restart');
+is( $node->safe_psql(
+		'postgres',
+		"SELECT count(*) FROM bkperf.system_alerts WHERE tenant_id IN ('tap_overflow', 'tap_notify')"),
+	'2',
+	'flushed alerts survive the restart');
+
+# Hot standby: capture works (read-only), flush does nothing and says so.
+$node->backup('alerts_backup');
+my $standby = PostgreSQL::Test::Cluster->new('alerts_standby');
+$standby->init_from_backup($node, 'alerts_backup', has_streaming => 1);
+$standby->start;
+$node->wait_for_catchup($standby);
+$standby->safe_psql('postgres',
+	"SET bkperf.slow_query_ms = 0; SET bkperf.tenant_id = 'tap_standby'; SELECT 'on standby';");
+is( $standby->safe_psql(
+		'postgres',
+		"SELECT query FROM bkperf.slow_queries() WHERE tenant_id = 'tap_standby'"),
+	"SELECT 'on standby'",
+	'standby captures slow statements');
+my ($ret, $stdout, $stderr) =
+  $standby->psql('postgres', 'SELECT bkperf.flush_alerts()');
+is($stdout, '0', 'flush on a standby moves nothing');
+like($stderr, qr/alerts were not flushed because the server is in recovery/,
+	'flush on a standby says why');
+$standby->stop;
+
+# Without preload: the ring functions fail with a hint, the rest works.
+$node->append_conf('postgresql.conf', "shared_preload_libraries = ''\n");
+$node->restart;
+($ret, $stdout, $stderr) = $node->psql('postgres',
+	"\\set VERBOSITY verbose\nSELECT * FROM bkperf.slow_queries()");
+isnt($ret, 0, 'slow_queries() fails without preload');
+like($stderr, qr/55000: bkperf\.slow_queries\(\) requires bkperf to be loaded via shared_preload_libraries/,
+	'object_not_in_prerequisite_state');
+like($stderr, qr/HINT:  Add bkperf to shared_preload_libraries/, 'with a hint');
+($ret, $stdout, $stderr) = $node->psql('postgres', 'SELECT bkperf.flush_alerts()');
+isnt($ret, 0, 'flush_alerts() fails without preload');
+is( $node->safe_psql(
+		'postgres',
+		"INSERT INTO bkperf.performance_metrics (tenant_id, endpoint, response_time_ms)
+		 VALUES ('tap_nopreload', '/x', 50000);
+		 SELECT severity FROM bkperf.system_alerts WHERE tenant_id = 'tap_nopreload';
+		 SELECT requests FROM bkperf.performance_summary() WHERE endpoint = '/x';"),
+	"critical\n1",
+	'endpoint alerts and summary work without preload');
+
+$node->stop;
+done_testing();
