@@ -32,7 +32,10 @@
  *	  before calling anything that touches a table;
  *	- the commit/abort callbacks hold it exclusive to delete or release
  *	  their backend's claims;
- *	- no other lock is taken and no error is raised while it is held.
+ *	- no other lock is taken while it is held, and nothing that can fail
+ *	  runs under it once entries are being marked; only slow_queries() may
+ *	  run out of memory while building its result under the shared lock
+ *	  (as pg_stat_statements does), and abort releases the lock then.
  *
  * The ring lives in shared memory only: a restart (or crash) empties it, so
  * entries not yet flushed are lost then; flushed alerts are in the table.
@@ -632,26 +635,30 @@ bka_prepare_claims(int n)
 
 /*
  * Claim this database's ready entries for the current (sub)transaction and
- * return copies of them, oldest first; *n is set to their number.
+ * return copies of them, oldest first; *n is set to their number.  Memory
+ * is allocated before the exclusive lock is taken (nothing may fail once
+ * entries are marked); entries appended meanwhile wait for the next flush.
  */
 static char *
 bka_claim(int *n)
 {
 	BkaRing    *ring = bka_ring;
 	char	   *copies;
-	int			found = 0;
+	int			room = 0;
 	int			i;
 
-	LWLockAcquire(ring->lock, LW_EXCLUSIVE);
+	LWLockAcquire(ring->lock, LW_SHARED);
 	for (i = 0; i < ring->count; i++)
 		if (bka_entry(ring, i)->state == BKA_READY &&
 			bka_entry(ring, i)->dbid == MyDatabaseId)
-			found++;
-	/* allocation may fail: do it before marking anything */
-	copies = palloc(Max(found, 1) * ring->entry_size);
-	bka_prepare_claims(found);
+			room++;
+	LWLockRelease(ring->lock);
+	copies = palloc(Max(room, 1) * ring->entry_size);
+	bka_prepare_claims(room);
+
 	*n = 0;
-	for (i = 0; i < ring->count; i++)
+	LWLockAcquire(ring->lock, LW_EXCLUSIVE);
+	for (i = 0; i < ring->count && *n < room; i++)
 	{
 		BkaEntry   *e = bka_entry(ring, i);
 
@@ -778,6 +785,7 @@ bka_flush_entry(BkaEntry *e)
 Datum
 bkperf_flush_alerts(PG_FUNCTION_ARGS)
 {
+	MemoryContext entrycxt;
 	char	   *copies;
 	int			n;
 	int			i;
@@ -792,8 +800,17 @@ bkperf_flush_alerts(PG_FUNCTION_ARGS)
 		PG_RETURN_INT64(0);
 	}
 	copies = bka_claim(&n);
+	entrycxt = AllocSetContextCreate(CurrentMemoryContext, "bkperf flush entry",
+									 ALLOCSET_DEFAULT_SIZES);
 	for (i = 0; i < n; i++)
+	{
+		MemoryContext oldcxt = MemoryContextSwitchTo(entrycxt);
+
 		bka_flush_entry((BkaEntry *) (copies + (Size) i * bka_ring->entry_size));
+		MemoryContextSwitchTo(oldcxt);
+		MemoryContextReset(entrycxt);
+	}
+	MemoryContextDelete(entrycxt);
 	PG_RETURN_INT64(n);
 }
 

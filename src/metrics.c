@@ -26,6 +26,7 @@
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/tuplestore.h"
 
@@ -214,6 +215,7 @@ bkperf_check_performance_alerts(PG_FUNCTION_ARGS)
 	TriggerData *trigdata = bkm_check_trigger_context(fcinfo);
 	TupleDesc	tupdesc = RelationGetDescr(trigdata->tg_relation);
 	BkmColumns	col;
+	MemoryContext groupcxt;
 	BkmSlowRow *rows;
 	int			n,
 				start,
@@ -229,12 +231,20 @@ bkperf_check_performance_alerts(PG_FUNCTION_ARGS)
 	if (n == 0)
 		return PointerGetDatum(NULL);
 	qsort(rows, n, sizeof(BkmSlowRow), bkm_compare);
+	groupcxt = AllocSetContextCreate(CurrentMemoryContext, "bkperf endpoint alert",
+									 ALLOCSET_DEFAULT_SIZES);
 	for (start = 0, i = 1; i <= n; i++)
 	{
+		MemoryContext oldcxt;
+
 		if (i < n && bkm_compare(&rows[start], &rows[i]) == 0)
 			continue;
+		oldcxt = MemoryContextSwitchTo(groupcxt);
 		bkm_record_group(&rows[start], i - start);
+		MemoryContextSwitchTo(oldcxt);
+		MemoryContextReset(groupcxt);
 		start = i;
 	}
+	MemoryContextDelete(groupcxt);
 	return PointerGetDatum(NULL);
 }
