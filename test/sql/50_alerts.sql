@@ -40,7 +40,7 @@ SELECT tenant_id, severity, sqlstate, query, rows,
        userid = current_user::regrole AS mine,
        dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AS this_db,
        pid = pg_backend_pid() AS my_pid, queryid IS NULL AS no_queryid
-  FROM bkperf.slow_queries() WHERE tenant_id = 'alerts_t1' ORDER BY seq;
+  FROM bkperf.slow_queries() WHERE tenant_id = 'alerts_t1' AND query LIKE '%pg_sleep%' ORDER BY seq;
 
 -- Failed and cancelled statements that ran past the threshold, with SQLSTATE.
 CREATE FUNCTION alerts_fail_after(s float8) RETURNS int LANGUAGE plpgsql AS $$
@@ -83,13 +83,14 @@ SELECT source, severity, tenant_id, message, occurrences,
        metadata->>'user' = current_user AS user_ok, metadata->>'database' = current_database() AS db_ok,
        last_seen >= first_seen AS seen_ok, acknowledged
   FROM bkperf.system_alerts WHERE tenant_id IN ('alerts_t1', 'alerts_nested')
+   AND message ~ 'pg_sleep|alerts_'
  ORDER BY tenant_id, message, severity;
 
 -- A second flush folds into the same alerts.
 SELECT pg_sleep(0.35);
 SELECT bkperf.flush_alerts() >= 1 AS moved;
 SELECT severity, message, occurrences FROM bkperf.system_alerts
- WHERE tenant_id = 'alerts_t1' ORDER BY message, severity;
+ WHERE tenant_id = 'alerts_t1' AND message ~ 'pg_sleep|alerts_' ORDER BY message, severity;
 
 -- An aborted flush loses nothing and a committed one moves each entry once,
 -- including a flush rolled back to a savepoint.
@@ -99,17 +100,20 @@ SELECT bkperf.flush_alerts() >= 1 AS moved_in_aborted_transaction;
 SELECT occurrences FROM bkperf.system_alerts
  WHERE tenant_id = 'alerts_t1' AND message = 'slow statement: SELECT pg_sleep(?)' AND severity = 'warning';
 ROLLBACK;
-SELECT count(*) AS still_in_ring FROM bkperf.slow_queries() WHERE tenant_id = 'alerts_t1';
+SELECT count(*) AS still_in_ring FROM bkperf.slow_queries()
+ WHERE tenant_id = 'alerts_t1' AND query LIKE '%pg_sleep%';
 BEGIN;
 SAVEPOINT s1;
 SELECT bkperf.flush_alerts() >= 1 AS moved_in_savepoint;
 ROLLBACK TO SAVEPOINT s1;
-SELECT count(*) AS back_in_ring FROM bkperf.slow_queries() WHERE tenant_id = 'alerts_t1';
+SELECT count(*) AS back_in_ring FROM bkperf.slow_queries()
+ WHERE tenant_id = 'alerts_t1' AND query LIKE '%pg_sleep%';
 SAVEPOINT s2;
 SELECT bkperf.flush_alerts() >= 1 AS moved_in_released_savepoint;
 RELEASE SAVEPOINT s2;
 COMMIT;
-SELECT count(*) AS left_in_ring FROM bkperf.slow_queries() WHERE tenant_id = 'alerts_t1';
+SELECT count(*) AS left_in_ring FROM bkperf.slow_queries()
+ WHERE tenant_id = 'alerts_t1' AND query LIKE '%pg_sleep%';
 SELECT occurrences FROM bkperf.system_alerts
  WHERE tenant_id = 'alerts_t1' AND message = 'slow statement: SELECT pg_sleep(?)' AND severity = 'warning';
 
@@ -118,7 +122,8 @@ SELECT pg_sleep(0.35);
 BEGIN;
 SELECT bkperf.flush_alerts() >= 1 AS moved;
 PREPARE TRANSACTION 'alerts_prepared';
-SELECT count(*) AS kept_after_prepare FROM bkperf.slow_queries() WHERE tenant_id = 'alerts_t1';
+SELECT count(*) AS kept_after_prepare FROM bkperf.slow_queries()
+ WHERE tenant_id = 'alerts_t1' AND query LIKE '%pg_sleep%';
 
 -- Fold window: with 0 a repeat opens a new alert.
 SET bkperf.alert_fold_window = 0;
@@ -133,9 +138,12 @@ SELECT bool_and(bkperf.acknowledge_alert(alert_id)) AS acknowledged
   FROM bkperf.system_alerts
  WHERE tenant_id = 'alerts_t1' AND message = 'slow statement: SELECT pg_sleep(?)';
 SELECT bkperf.acknowledge_alert(max(alert_id)) AS already
-  FROM bkperf.system_alerts WHERE tenant_id = 'alerts_t1';
+  FROM bkperf.system_alerts
+ WHERE tenant_id = 'alerts_t1' AND message = 'slow statement: SELECT pg_sleep(?)';
 SELECT acknowledged, acknowledged_by = current_user AS by_me, acknowledged_at IS NOT NULL AS at_set
-  FROM bkperf.system_alerts WHERE alert_id = (SELECT max(alert_id) FROM bkperf.system_alerts WHERE tenant_id = 'alerts_t1');
+  FROM bkperf.system_alerts
+ WHERE alert_id = (SELECT max(alert_id) FROM bkperf.system_alerts
+                    WHERE tenant_id = 'alerts_t1' AND message = 'slow statement: SELECT pg_sleep(?)');
 SELECT pg_sleep(0.35);
 SELECT bkperf.flush_alerts() >= 1 AS moved;
 SELECT severity, occurrences, acknowledged FROM bkperf.system_alerts
@@ -154,9 +162,11 @@ SELECT unnest(setconfig) AS role_setting FROM pg_db_role_setting
 SET bkperf.tenant_id = 'alerts_priv';
 SET ROLE regress_alerts_app;
 SELECT pg_sleep(0.35) AS app_statement;
-SELECT query FROM bkperf.slow_queries() WHERE tenant_id = 'alerts_priv';
+SELECT query FROM bkperf.slow_queries() WHERE tenant_id = 'alerts_priv'
+   AND userid = 'regress_alerts_app'::regrole;
 SET ROLE regress_alerts_watcher;
-SELECT query FROM bkperf.slow_queries() WHERE tenant_id = 'alerts_priv';
+SELECT query FROM bkperf.slow_queries() WHERE tenant_id = 'alerts_priv'
+   AND userid = 'regress_alerts_app'::regrole;
 SET bkperf.slow_query_ms = 0;
 SET bkperf.tenant_id = 'alerts_watcher';
 SHOW bkperf.tenant_id;
@@ -164,7 +174,8 @@ SELECT bkperf.flush_alerts();
 RESET ROLE;
 GRANT pg_read_all_stats TO regress_alerts_watcher;
 SET ROLE regress_alerts_watcher;
-SELECT query FROM bkperf.slow_queries() WHERE tenant_id = 'alerts_priv';
+SELECT query FROM bkperf.slow_queries() WHERE tenant_id = 'alerts_priv'
+   AND userid = 'regress_alerts_app'::regrole;
 RESET ROLE;
 SELECT bkperf.flush_alerts() >= 1 AS moved;
 

@@ -39,6 +39,22 @@ is( $node->safe_psql(
 	'1|10',
 	'the ten statements fold into one alert (same normalised text)');
 
+# flush_alerts() moves only the entries of its own database.
+$node->safe_psql('postgres', 'CREATE DATABASE alerts_other');
+$node->safe_psql('alerts_other', 'CREATE EXTENSION bkperf');
+$node->safe_psql('alerts_other',
+	"SET bkperf.slow_query_ms = 0; SET bkperf.tenant_id = 'tap_other_db'; SELECT 'other';");
+is($node->safe_psql('postgres', 'SELECT bkperf.flush_alerts()'),
+	'0', 'nothing of another database is flushed here');
+is( $node->safe_psql(
+		'postgres', "SELECT count(*) FROM bkperf.slow_queries() WHERE tenant_id = 'tap_other_db'"),
+	'1', 'the other database\'s entry stays in the ring');
+is($node->safe_psql('alerts_other', 'SELECT bkperf.flush_alerts()'),
+	'1', 'and is flushed from its own database');
+is( $node->safe_psql(
+		'alerts_other', "SELECT count(*) FROM bkperf.system_alerts WHERE tenant_id = 'tap_other_db'"),
+	'1', 'into that database\'s alerts');
+
 # A new critical alert is sent to the bkperf_alerts channel when the flush
 # commits.
 my $out = $node->safe_psql('postgres',
