@@ -37,8 +37,11 @@
  *	  run out of memory while building its result under the shared lock
  *	  (as pg_stat_statements does), and abort releases the lock then.
  *
- * The ring lives in shared memory only: a restart (or crash) empties it, so
- * entries not yet flushed are lost then; flushed alerts are in the table.
+ * Across restarts: at a clean shutdown the postmaster writes the ring to
+ * pg_stat/bkperf_slow_queries.stat and the next start reads it back (and
+ * removes the file), so unflushed entries survive; so does an immediate
+ * shutdown (the postmaster still exits normally).  After a crash (shared
+ * memory reinitialised) they are lost.  Flushed alerts are in the table.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -58,6 +61,7 @@
 #include "miscadmin.h"
 #include "parser/parse_func.h"
 #include "parser/scansup.h"
+#include "storage/fd.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
@@ -172,6 +176,154 @@ bkperf_alerts_shmem_request(void)
 }
 
 /*
+ * Make room for one more entry at the tail (overwriting the oldest when the
+ * ring is full) and return it, ready and unclaimed.  Caller holds the lock
+ * exclusively (or is the postmaster loading the ring) and fills the rest.
+ */
+static BkaEntry *
+bka_new_slot(BkaRing *ring)
+{
+	BkaEntry   *e;
+
+	if (ring->count == ring->capacity)
+	{
+		if (bka_entry(ring, 0)->state == BKA_READY)
+			ring->dropped++;
+		ring->head = (ring->head + 1) % ring->capacity;
+		ring->count--;
+	}
+	e = bka_entry(ring, ring->count);
+	ring->count++;
+	e->state = BKA_READY;
+	e->claimer_pid = 0;
+	return e;
+}
+
+/*
+ * Fixed part of an entry as stored in the dump file; the query text follows
+ * as a length and bytes.
+ */
+#define BKA_DUMP_FILE		"pg_stat/bkperf_slow_queries.stat"
+#define BKA_DUMP_MAGIC		0x626B7173	/* "bkqs" */
+#define BKA_DUMP_VERSION	1
+
+/*
+ * Write the ring to the dump file at a clean shutdown of the postmaster (not
+ * after a crash), so unflushed slow queries survive a restart.
+ */
+static void
+bka_write_dump(int code, Datum arg)
+{
+	FILE	   *file;
+	uint32		header[2] = {BKA_DUMP_MAGIC, BKA_DUMP_VERSION};
+	bool		ok;
+	int			i;
+
+	if (code != 0 || bka_ring == NULL)
+		return;
+	file = AllocateFile(BKA_DUMP_FILE ".tmp", PG_BINARY_W);
+	if (file == NULL)
+		goto error;
+	ok = fwrite(header, sizeof(header), 1, file) == 1 &&
+		fwrite(&bka_ring->count, sizeof(int), 1, file) == 1 &&
+		fwrite(&bka_ring->next_seq, sizeof(uint64), 1, file) == 1;
+	for (i = 0; ok && i < bka_ring->count; i++)
+	{
+		BkaEntry   *e = bka_entry(bka_ring, i);
+		int			len = strnlen(e->query, bka_ring->text_max);
+
+		ok = fwrite(e, offsetof(BkaEntry, query), 1, file) == 1 &&
+			fwrite(&len, sizeof(int), 1, file) == 1 &&
+			fwrite(e->query, 1, len, file) == (size_t) len;
+	}
+	if (!ok || FreeFile(file) != 0)
+		goto error;
+	(void) durable_rename(BKA_DUMP_FILE ".tmp", BKA_DUMP_FILE, LOG);
+	return;
+
+error:
+	ereport(LOG,
+			(errcode_for_file_access(),
+			 errmsg("could not write file \"%s\": %m", BKA_DUMP_FILE ".tmp")));
+	if (file)
+		FreeFile(file);
+	unlink(BKA_DUMP_FILE ".tmp");
+}
+
+/*
+ * Read one dumped entry into the ring (text clipped to the current limit at
+ * a UTF-8 character boundary); false at the end of a damaged file.
+ */
+static bool
+bka_load_entry(BkaRing *ring, FILE *file, BkaEntry *buf, char *text)
+{
+	BkaEntry   *e;
+	int			len;
+
+	if (fread(buf, offsetof(BkaEntry, query), 1, file) != 1 ||
+		fread(&len, sizeof(int), 1, file) != 1 ||
+		len < 0 || len > 65536 ||
+		fread(text, 1, len, file) != (size_t) len)
+		return false;
+	if (len > ring->text_max)
+	{
+		len = ring->text_max;
+		while (len > 0 && (text[len] & 0xC0) == 0x80)
+			len--;
+	}
+	e = bka_new_slot(ring);
+	memcpy(e, buf, offsetof(BkaEntry, query));
+	e->state = BKA_READY;
+	e->claimer_pid = 0;
+	memcpy(e->query, text, len);
+	e->query[len] = '\0';
+	return true;
+}
+
+/*
+ * At server start, put back the entries dumped at the last clean shutdown,
+ * then remove the file so that a crash later cannot replay them twice.
+ */
+static void
+bka_load_dump(BkaRing *ring)
+{
+	FILE	   *file = AllocateFile(BKA_DUMP_FILE, PG_BINARY_R);
+	uint32		header[2];
+	int			count;
+	uint64		next_seq;
+	BkaEntry   *buf = palloc(offsetof(BkaEntry, query));
+	char	   *text = palloc(65536 + 1);
+	int			i;
+
+	if (file == NULL)
+	{
+		if (errno != ENOENT)
+			ereport(LOG,
+					(errcode_for_file_access(),
+					 errmsg("could not read file \"%s\": %m", BKA_DUMP_FILE)));
+		return;
+	}
+	if (fread(header, sizeof(header), 1, file) != 1 ||
+		header[0] != BKA_DUMP_MAGIC || header[1] != BKA_DUMP_VERSION ||
+		fread(&count, sizeof(int), 1, file) != 1 ||
+		fread(&next_seq, sizeof(uint64), 1, file) != 1)
+		count = 0;
+	else
+		ring->next_seq = next_seq;
+	for (i = 0; i < count; i++)
+		if (!bka_load_entry(ring, file, buf, text))
+			break;
+	if (i < count)
+		ereport(LOG,
+				(errmsg("ignoring the damaged end of file \"%s\"", BKA_DUMP_FILE)));
+	ring->dropped = 0;
+	FreeFile(file);
+	unlink(BKA_DUMP_FILE);
+	pfree(buf);
+	pfree(text);
+}
+
+/*
  * shmem_startup_hook part: create the ring (postmaster) or attach to it.
  */
 void
@@ -194,9 +346,13 @@ bkperf_alerts_shmem_startup(void)
 		ring->next_seq = 1;
 		ring->dropped = 0;
 		ring->started_at = GetCurrentTimestamp();
+		if (!IsUnderPostmaster)
+			bka_load_dump(ring);
 	}
 	LWLockRelease(AddinShmemInitLock);
 	bka_ring = ring;
+	if (!IsUnderPostmaster)
+		on_shmem_exit(bka_write_dump, (Datum) 0);
 }
 
 /*
@@ -294,18 +450,8 @@ bka_append(QueryDesc *queryDesc, double ms, uint64 rows, int sqlerrcode)
 		ms >= bkperf_slow_query_critical_ms;
 
 	LWLockAcquire(ring->lock, LW_EXCLUSIVE);
-	if (ring->count == ring->capacity)
-	{
-		if (bka_entry(ring, 0)->state == BKA_READY)
-			ring->dropped++;
-		ring->head = (ring->head + 1) % ring->capacity;
-		ring->count--;
-	}
-	e = bka_entry(ring, ring->count);
-	ring->count++;
+	e = bka_new_slot(ring);
 	e->seq = ring->next_seq++;
-	e->state = BKA_READY;
-	e->claimer_pid = 0;
 	e->logged_at = GetCurrentTimestamp();
 	e->dbid = MyDatabaseId;
 	e->userid = GetUserId();

@@ -1,7 +1,7 @@
 # Slow-query ring: overflow keeps the newest entries and counts the dropped
-# ones; pg_notify for new critical alerts; behaviour across a restart (the
-# ring is in shared memory only: unflushed entries are lost, flushed alerts
-# stay); capture and flush on a hot standby; the error without preload.
+# ones; flush per database; pg_notify for new critical alerts; behaviour
+# across restarts (kept over a clean restart, lost in a crash); capture and
+# flush on a hot standby; the error without preload.
 use strict;
 use warnings;
 
@@ -69,23 +69,42 @@ like(
 	qr/Asynchronous notification "bkperf_alerts" with payload "\{.*"severity" : "critical".*"tenant_id" : "tap_notify"/,
 	'critical alert notified');
 
-# Restart: unflushed entries are gone, flushed alerts stay, the drop counter
-# starts again.
+# Clean restart: the ring is written to pg_stat/ at shutdown and read back,
+# so unflushed entries survive (sequence numbers too); flushed alerts stay
+# in the table; the drop counter starts again.
 $node->safe_psql('postgres',
 	"SET bkperf.slow_query_ms = 0; SET bkperf.tenant_id = 'tap_restart'; SELECT 'unflushed';");
-is( $node->safe_psql(
-		'postgres', "SELECT count(*) FROM bkperf.slow_queries() WHERE tenant_id = 'tap_restart'"),
-	'1',
-	'entry in the ring before restart');
+my $before = $node->safe_psql('postgres',
+	"SELECT seq || ':' || query FROM bkperf.slow_queries() WHERE tenant_id = 'tap_restart'");
+like($before, qr/^\d+:SELECT 'unflushed'$/, 'entry in the ring before restart');
 $node->restart;
 is( $node->safe_psql(
-		'postgres', 'SELECT entries, dropped FROM bkperf.slow_queries_info()'),
-	'0|0', 'ring is empty after restart');
+		'postgres',
+		"SELECT seq || ':' || query FROM bkperf.slow_queries() WHERE tenant_id = 'tap_restart'"),
+	$before,
+	'unflushed entry survives a clean restart');
+is( $node->safe_psql('postgres', 'SELECT dropped FROM bkperf.slow_queries_info()'),
+	'0', 'drop counter restarts');
+ok(!-e $node->data_dir . '/pg_stat/bkperf_slow_queries.stat',
+	'dump file removed once read');
 is( $node->safe_psql(
 		'postgres',
 		"SELECT count(*) FROM bkperf.system_alerts WHERE tenant_id IN ('tap_overflow', 'tap_notify')"),
 	'2',
 	'flushed alerts survive the restart');
+
+# Crash (a server process dies, shared memory is reinitialised): unflushed
+# entries are lost.
+$node->append_conf('postgresql.conf', "restart_after_crash = on\n");
+$node->reload;
+my $victim = $node->safe_psql('postgres',
+	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'");
+kill 'KILL', $victim;
+ok( $node->poll_query_until(
+		'postgres', 'SELECT entries FROM bkperf.slow_queries_info()', '0'),
+	'ring is empty after a crash');
+$node->append_conf('postgresql.conf', "restart_after_crash = off\n");
+$node->reload;
 
 # Hot standby: capture works (read-only), flush does nothing and says so.
 $node->backup('alerts_backup');
