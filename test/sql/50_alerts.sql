@@ -179,6 +179,15 @@ SELECT query FROM bkperf.slow_queries() WHERE tenant_id = 'alerts_priv'
 RESET ROLE;
 SELECT bkperf.flush_alerts() >= 1 AS moved;
 
+-- Query text is cut to bkperf.slow_query_text_max bytes (1024) at a
+-- character boundary.
+SET bkperf.tenant_id = 'alerts_text';
+SELECT format('SELECT pg_sleep(0.35) AS long_text WHERE %L <> %L', repeat('é', 600), '') \gexec
+SELECT octet_length(query) BETWEEN 1023 AND 1024 AS cut, left(query, 34) AS head,
+       right(query, 1) = 'é' AS whole_character
+  FROM bkperf.slow_queries() WHERE tenant_id = 'alerts_text';
+SELECT bkperf.flush_alerts() >= 1 AS moved;
+
 -- Indexes used by the alert queries.
 SET enable_seqscan = off;
 EXPLAIN (COSTS OFF)
