@@ -179,6 +179,19 @@ SELECT query FROM bkperf.slow_queries() WHERE tenant_id = 'alerts_priv'
 RESET ROLE;
 SELECT bkperf.flush_alerts() >= 1 AS moved;
 
+-- With compute_query_id the fingerprint is the queryid: two statements with
+-- different literals fold into one alert.
+SET compute_query_id = on;
+SET bkperf.tenant_id = 'alerts_queryid';
+SELECT pg_sleep(0.35) AS with_queryid;
+SELECT pg_sleep(0.36) AS with_queryid;
+SELECT count(*) AS entries, count(DISTINCT queryid) AS queryids, bool_and(queryid IS NOT NULL) AS all_set
+  FROM bkperf.slow_queries() WHERE tenant_id = 'alerts_queryid' AND query LIKE '%with_queryid%';
+RESET compute_query_id;
+SELECT bkperf.flush_alerts() >= 2 AS moved;
+SELECT occurrences, metadata ? 'queryid' AS has_queryid FROM bkperf.system_alerts
+ WHERE tenant_id = 'alerts_queryid';
+
 -- Query text is cut to bkperf.slow_query_text_max bytes (1024) at a
 -- character boundary.
 SET bkperf.tenant_id = 'alerts_text';
