@@ -11,6 +11,9 @@
 
 #include "postgres.h"
 
+#include "executor/execdesc.h"
+#include "utils/timestamp.h"
+
 /*
  * bkperf's advisory locks: database, BKPERF_LOCK_SPACE, an object key (a view
  * OID, a tenant hash) and a lock kind.  The kinds start at 16 so they never
@@ -134,5 +137,41 @@ typedef struct CaptureLogWriter
 extern CaptureLogWriter *capture_log_open(Datum table_name);
 extern void capture_log_add(CaptureLogWriter *w, const CaptureLogRow *row);
 extern void capture_log_close(CaptureLogWriter *w);
+
+/*
+ * First advisory-lock key used while folding an alert into
+ * bkperf.system_alerts; the second key is hashtext(fingerprint).
+ */
+#define BKPERF_LOCK_SPACE_ALERTS	0x626B7061	/* "bkpa" */
+
+/* Longest tenant tag (bytes) that bkperf.tenant_id accepts. */
+#define BKPERF_TENANT_TAG_MAX	63
+
+/* Alert GUCs (defined in bkperf.c, read by alerts.c and metrics.c). */
+extern int	bkperf_slow_query_ms;
+extern int	bkperf_slow_query_critical_ms;
+extern int	bkperf_slow_query_max;
+extern int	bkperf_slow_query_text_max;
+extern bool bkperf_slow_query_nested;
+extern char *bkperf_tenant_id;
+extern int	bkperf_alert_fold_window_ms;
+extern int	bkperf_endpoint_alert_ms;
+extern int	bkperf_endpoint_critical_ms;
+
+/* alerts.c: shared-memory ring of slow statements, fed by executor hooks. */
+extern int	bkperf_alerts_nesting_level;
+extern void bkperf_alerts_shmem_request(void);
+extern void bkperf_alerts_shmem_startup(void);
+extern void bkperf_alerts_executor_start(QueryDesc *queryDesc);
+extern void bkperf_alerts_executor_end(QueryDesc *queryDesc);
+extern void bkperf_alerts_executor_failed(QueryDesc *queryDesc);
+
+/* alerts.c: fold one alert into bkperf.system_alerts (see record_alert). */
+extern int64 bkperf_alerts_record(const char *source, const char *severity,
+								  const char *tenant, const char *key,
+								  const char *message, int64 occurrences,
+								  TimestampTz first_seen,
+								  TimestampTz last_seen,
+								  const char *details_json);
 
 #endif							/* BKPERF_H */
