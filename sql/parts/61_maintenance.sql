@@ -195,13 +195,13 @@ BEGIN
               FROM @extschema@.ensure_log_partitions(s.log_partition_days_ahead) e;
             detail := format('%s partitions created, %s rows moved from the default partition', n, m);
         WHEN 'flush' THEN
-            IF to_regprocedure('@extschema@.flush_alerts()') IS NULL
-               OR current_setting('shared_preload_libraries') !~ '(^|[\s,])bkperf($|[\s,])' THEN
-                status := 'skipped'; detail := 'bkperf is not in shared_preload_libraries';
-            ELSE
-                EXECUTE 'SELECT count(*) FROM @extschema@.flush_alerts()' INTO n;
-                detail := 'alerts flushed';
-            END IF;
+            BEGIN
+                n := @extschema@.flush_alerts();
+                detail := format('%s slow queries moved into system_alerts', n);
+            EXCEPTION WHEN object_not_in_prerequisite_state THEN
+                -- bkperf is not in shared_preload_libraries: no ring to flush.
+                status := 'skipped'; detail := SQLERRM;
+            END;
         WHEN 'refresh' THEN
             SELECT string_agg(r.view_name || ': ' || COALESCE(r.note, 'refreshed'), ', ')
               INTO detail FROM @extschema@.refresh_backup_summaries(true) r;
@@ -222,7 +222,10 @@ BEGIN
             END IF;
             DELETE FROM @extschema@.refresh_log WHERE started_at < now() - s.refresh_log_retention;
             GET DIAGNOSTICS m = ROW_COUNT;
-            detail := format('%s log partitions dropped, %s refresh records deleted', n, m);
+            SELECT format('%s log partitions dropped, %s alerts, %s metrics and %s refresh records deleted',
+                          n, a.alerts_deleted, a.metrics_deleted, m)
+              INTO detail
+              FROM @extschema@.prune_alerts(s.alert_retention, s.metric_retention) a;
         END CASE;
         RETURN NEXT;
     END LOOP;
