@@ -11,13 +11,36 @@
 
 #include "postgres.h"
 
-/* An advisory-lock key space of our own (first key of the pair). */
-#define BKPERF_LOCK_SPACE	0x626B7066	/* "bkpf" */
+#include "executor/execdesc.h"
+#include "utils/timestamp.h"
 
-/* Second advisory-lock keys, one per kind of exclusive work. */
-#define BKPERF_LOCK_REFRESH		1	/* + view OID: one refresh per view */
-#define BKPERF_LOCK_ROLLBACK	2	/* combined with a tenant hash: one
-									 * rollback per tenant */
+/*
+ * bkperf's advisory locks: database, BKPERF_LOCK_SPACE, an object key (a view
+ * OID, a tenant hash) and a lock kind.  The kinds start at 16 so they never
+ * equal the 1 and 2 that pg_advisory_lock() uses in the same tag field: no
+ * user advisory lock can collide with ours.  pg_locks shows them as
+ * locktype 'advisory' with classid BKPERF_LOCK_SPACE and objsubid the kind.
+ */
+#define BKPERF_LOCK_SPACE	0x626B7066	/* "bkpf" */
+#define BKPERF_LOCK_REFRESH		16	/* view OID: one refresh per view */
+#define BKPERF_LOCK_RETENTION	17	/* tenant hash: one retention run per tenant */
+#define BKPERF_LOCK_MAINTENANCE	18	/* task number: one maintenance task at a time */
+#define BKPERF_LOCK_ROLLBACK	19	/* tenant hash: one rollback per tenant */
+
+/* util.c: helpers shared by the SPI-based functions. */
+#include "executor/spi.h"
+#include "utils/timestamp.h"
+
+extern SPIPlanPtr bkperf_saved_plan(SPIPlanPtr *cache, const char *sql,
+									int nargs, Oid *argtypes);
+extern double bkperf_interval_seconds(const Interval *iv);
+extern Datum bkperf_jsonb_from_cstring(const char *json);
+extern bool bkperf_xact_lock(uint32 key, uint16 kind, bool wait);
+extern uint32 bkperf_tenant_key(const char *tenant);
+extern bool bkperf_view_is_populated(const char *relname);
+extern Oid	bkperf_relid(const char *relname);
+extern void bkperf_require_arg(FunctionCallInfo fcinfo, int argno,
+							   const char *argname);
 
 /* One table of a foreign-key restore order (fkorder.c). */
 typedef struct BkperfFkTable
@@ -152,5 +175,41 @@ typedef struct CaptureLogWriter
 extern CaptureLogWriter *capture_log_open(Datum table_name);
 extern void capture_log_add(CaptureLogWriter *w, const CaptureLogRow *row);
 extern void capture_log_close(CaptureLogWriter *w);
+
+/*
+ * First advisory-lock key used while folding an alert into
+ * bkperf.system_alerts; the second key is hashtext(fingerprint).
+ */
+#define BKPERF_LOCK_SPACE_ALERTS	0x626B7061	/* "bkpa" */
+
+/* Longest tenant tag (bytes) that bkperf.tenant_id accepts. */
+#define BKPERF_TENANT_TAG_MAX	63
+
+/* Alert GUCs (defined in bkperf.c, read by alerts.c and metrics.c). */
+extern int	bkperf_slow_query_ms;
+extern int	bkperf_slow_query_critical_ms;
+extern int	bkperf_slow_query_max;
+extern int	bkperf_slow_query_text_max;
+extern bool bkperf_slow_query_nested;
+extern char *bkperf_tenant_id;
+extern int	bkperf_alert_fold_window_ms;
+extern int	bkperf_endpoint_alert_ms;
+extern int	bkperf_endpoint_critical_ms;
+
+/* alerts.c: shared-memory ring of slow statements, fed by executor hooks. */
+extern int	bkperf_alerts_nesting_level;
+extern void bkperf_alerts_shmem_request(void);
+extern void bkperf_alerts_shmem_startup(void);
+extern void bkperf_alerts_executor_start(QueryDesc *queryDesc);
+extern void bkperf_alerts_executor_end(QueryDesc *queryDesc);
+extern void bkperf_alerts_executor_failed(QueryDesc *queryDesc);
+
+/* alerts.c: fold one alert into bkperf.system_alerts (see record_alert). */
+extern int64 bkperf_alerts_record(const char *source, const char *severity,
+								  const char *tenant, const char *key,
+								  const char *message, int64 occurrences,
+								  TimestampTz first_seen,
+								  TimestampTz last_seen,
+								  const char *details_json);
 
 #endif							/* BKPERF_H */

@@ -35,7 +35,6 @@
 #include "access/commit_ts.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
-#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -462,12 +461,7 @@ rb_resolve_time(RbTarget *t)
 static void
 rb_lock_tenant(const char *tenant)
 {
-	uint32		h = hash_combine(BKPERF_LOCK_ROLLBACK,
-								 hash_bytes((const unsigned char *) tenant,
-											strlen(tenant)));
-
-	DirectFunctionCall2(pg_advisory_xact_lock_int4,
-						Int32GetDatum(BKPERF_LOCK_SPACE), Int32GetDatum((int32) h));
+	bkperf_xact_lock(bkperf_tenant_key(tenant), BKPERF_LOCK_ROLLBACK, true);
 }
 
 /*

@@ -87,7 +87,7 @@ RETURNS timestamptz
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.greatest(t.latest,
+    SELECT GREATEST(t.latest,
                                (SELECT pruned_before FROM @extschema@.log_retention_state))
       FROM (SELECT pg_catalog.max(tracked_at) AS latest FROM @extschema@.tracked_tables) t
      WHERE t.latest IS NOT NULL

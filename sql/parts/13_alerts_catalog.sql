@@ -47,6 +47,12 @@ CREATE TABLE @extschema@.system_alerts (
 ALTER SEQUENCE @extschema@.system_alerts_alert_id_seq
     OWNED BY @extschema@.system_alerts.alert_id;
 
+-- performance_summary() and prune_alerts() select metrics by time.
+CREATE INDEX idx_performance_metrics_recorded ON @extschema@.performance_metrics (recorded_at);
+-- record_alert() finds the open alert of a fingerprint to fold into.
+CREATE INDEX idx_system_alerts_fingerprint ON @extschema@.system_alerts (fingerprint, first_seen DESC)
+    WHERE NOT acknowledged;
+
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.performance_metrics', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.performance_metrics_metric_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.system_alerts', '');

@@ -1,0 +1,125 @@
+/*-------------------------------------------------------------------------
+ * util.c
+ *		Small helpers shared by bkperf's SPI-based SQL functions: saved
+ *		plans, interval arithmetic, jsonb construction, argument checks.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+#include "fmgr.h"
+#include "access/table.h"
+#include "catalog/namespace.h"
+#include "common/hashfn.h"
+#include "miscadmin.h"
+#include "storage/lock.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/jsonb.h"
+
+#include "bkperf.h"
+
+/*
+ * Prepare a query once per backend and keep its plan; later calls return the
+ * cached plan.  Must be called inside SPI_connect().  Plans are revalidated by
+ * the plan cache when the catalog changes, so caching is safe across DDL.
+ */
+SPIPlanPtr
+bkperf_saved_plan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan;
+
+	if (*cache != NULL)
+		return *cache;
+	plan = SPI_prepare(sql, nargs, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s",
+			 sql, SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	*cache = plan;
+	return plan;
+}
+
+/*
+ * Length of an interval in seconds, counting a month as 30 days (as
+ * justify_days does), so policy intervals compare with timestamp differences.
+ */
+double
+bkperf_interval_seconds(const Interval *iv)
+{
+	return (double) iv->time / USECS_PER_SEC +
+		(double) iv->day * SECS_PER_DAY +
+		(double) iv->month * DAYS_PER_MONTH * SECS_PER_DAY;
+}
+
+/* Parse a JSON text built by the caller into a jsonb Datum. */
+Datum
+bkperf_jsonb_from_cstring(const char *json)
+{
+	return DirectFunctionCall1(jsonb_in, CStringGetDatum(json));
+}
+
+/*
+ * Reject a NULL argument with a clear error naming it.  Our functions are not
+ * STRICT on purpose: a NULL tenant or interval is a caller bug that should be
+ * reported, not silently answered with NULL.
+ */
+void
+bkperf_require_arg(FunctionCallInfo fcinfo, int argno, const char *argname)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("argument \"%s\" must not be null", argname)));
+}
+
+/* OID of a relation of the bkperf schema; errors if it is missing. */
+Oid
+bkperf_relid(const char *relname)
+{
+	Oid			relid = get_relname_relid(relname,
+										  get_namespace_oid("bkperf", false));
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation \"bkperf.%s\" does not exist", relname),
+				 errhint("Reinstall the extension with DROP EXTENSION bkperf; CREATE EXTENSION bkperf.")));
+	return relid;
+}
+
+/*
+ * Whether a materialized view of the bkperf schema holds data (an unpopulated
+ * one cannot be read or refreshed concurrently).
+ */
+bool
+bkperf_view_is_populated(const char *relname)
+{
+	Relation	rel = table_open(bkperf_relid(relname), AccessShareLock);
+	bool		populated = RelationIsPopulated(rel);
+
+	table_close(rel, AccessShareLock);
+	return populated;
+}
+
+/*
+ * Take one of bkperf's transaction-level advisory locks (see bkperf.h).  With
+ * wait = false, return false at once if another transaction holds it.
+ */
+bool
+bkperf_xact_lock(uint32 key, uint16 kind, bool wait)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, BKPERF_LOCK_SPACE, key, kind);
+	return LockAcquire(&tag, ExclusiveLock, false, !wait) != LOCKACQUIRE_NOT_AVAIL;
+}
+
+/* The advisory-lock key of a tenant or task name (a hash of it). */
+uint32
+bkperf_tenant_key(const char *tenant)
+{
+	return hash_bytes((const unsigned char *) tenant, strlen(tenant));
+}
