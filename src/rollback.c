@@ -410,6 +410,8 @@ rb_resolve_snapshot(RbTarget *t)
 	t->snapshot = SPI_datumTransfer(SPI_getbinval(tup, desc, 2, &isnull), false, -1);
 	t->target_time = DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull));
 	t->scan_from = DatumGetTimestampTz(SPI_getbinval(tup, desc, 4, &isnull));
+	if (isnull)
+		t->scan_from = Min(rb_log_floor(), t->target_time);
 	rb_check_floor(t->target_time, t->scan_from);
 }
 
@@ -442,10 +444,10 @@ rb_resolve_time(RbTarget *t)
 			" WHERE tenant_id = $1 AND created_at <= $2"
 			" ORDER BY created_at DESC LIMIT 1",
 			2, types, values, NULL, false, SPI_OK_SELECT);
-	if (SPI_processed > 0)
+	if (SPI_processed > 0 && rb_int64_result(1) != 0)
 		t->scan_from = DatumGetTimestampTz(rb_int64_result(1));
 	else
-		t->scan_from = rb_log_floor();
+		t->scan_from = Min(rb_log_floor(), t->target_time);
 	rb_check_floor(t->target_time, t->scan_from);
 }
 

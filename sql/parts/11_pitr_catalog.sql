@@ -16,7 +16,9 @@ CREATE TABLE @extschema@.backup_pitr_snapshots (
     -- Start of the oldest transaction running when the snapshot was taken:
     -- the change-log scan of a rollback to it starts there (changed_at is a
     -- transaction's start time, and such a transaction may commit later).
-    log_scan_from   timestamptz NOT NULL,
+    -- create_snapshot() sets it; NULL (a row inserted otherwise) makes a
+    -- rollback scan the tenant's log from change_log_floor().
+    log_scan_from   timestamptz,
     created_by      text NOT NULL DEFAULT CURRENT_USER,
     metadata        jsonb NOT NULL DEFAULT '{}',
     CONSTRAINT backup_pitr_snapshots_pkey PRIMARY KEY (tenant_id, snapshot_id),
