@@ -205,9 +205,8 @@ bkperf_tracked_relids(int *ntables)
 }
 
 /*
- * The change log's lower bound of completeness, or 0 when nothing is tracked:
- * what bkperf.change_log_floor() defines (latest tracking start, raised by
- * pruning), computed here with the GREATEST construct.
+ * The change log's lower bound of completeness (bkperf.change_log_floor()),
+ * or 0 when nothing is tracked.
  */
 static TimestampTz
 rb_log_floor(void)
@@ -215,9 +214,10 @@ rb_log_floor(void)
 	bool		isnull;
 	Datum		d;
 
-	rb_exec("SELECT GREATEST(t.latest, (SELECT pruned_before FROM bkperf.log_retention_state))"
-			"  FROM (SELECT pg_catalog.max(tracked_at) AS latest FROM bkperf.tracked_tables) t",
-			0, NULL, NULL, NULL, false, SPI_OK_SELECT);
+	rb_exec("SELECT bkperf.change_log_floor()", 0, NULL, NULL, NULL, false,
+			SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		return 0;
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	return isnull ? 0 : DatumGetTimestampTz(d);
 }
