@@ -77,9 +77,10 @@ REVOKE ALL ON FUNCTION @extschema@.ensure_log_partitions(integer) FROM PUBLIC;
 
 /*
  * The oldest change-log time that something kept still needs: the oldest
- * snapshot (its in-flight transactions started before it, so one day of
- * margin is kept before it) and the longest recovery window of any
- * retention policy.  Pruning never goes past it.
+ * snapshot's log_scan_from (the start of the oldest transaction running when
+ * it was taken: its changes are logged at that time; one day before
+ * created_at for a snapshot recorded without it) and the longest recovery
+ * window of any enabled retention policy.  Pruning never goes past it.
  */
 CREATE FUNCTION @extschema@.log_prune_horizon()
 RETURNS timestamptz
@@ -87,7 +88,8 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT LEAST(
-        (SELECT pg_catalog.min(s.created_at) - interval '1 day' FROM @extschema@.backup_pitr_snapshots s),
+        (SELECT pg_catalog.min(COALESCE(s.log_scan_from, s.created_at - interval '1 day'))
+           FROM @extschema@.backup_pitr_snapshots s),
         pg_catalog.now() - (SELECT pg_catalog.max(p.recovery_window)
                               FROM @extschema@.retention_policy p WHERE p.enabled))
 $$;

@@ -46,7 +46,8 @@ SELECT tableoid::regclass AS partition, count(*) FROM bkperf.backup_transaction_
 INSERT INTO bkperf.backup_transaction_logs (tenant_id, table_name, operation, record_id, changed_at)
 VALUES ('m_t', 'public.m', 'DELETE', '{"id": 5}', now() - interval '30 days');
 
--- A snapshot 20 days old needs the log from a day before it: nothing after
+-- A snapshot 20 days old (recorded by hand, without log_scan_from) needs the
+-- log from a day before it: nothing after
 -- that is dropped.
 INSERT INTO bkperf.backup_pitr_snapshots (tenant_id, created_at, snapshot, wal_lsn)
 VALUES ('m_t', now() - interval '20 days', pg_current_snapshot(), pg_current_wal_lsn());
