@@ -260,7 +260,9 @@ cs_init(CaptureStmt *cs, TriggerData *td)
 	cs->row = cs_shape_copy(e->row);
 	cs->key = cs_shape_copy(e->key);
 	cs->tenant = e->tenant;
-	cs->w = capture_log_open(CStringGetTextDatum(e->table_name));
+	cs->w = capture_log_open(CStringGetTextDatum(e->table_name),
+							 tuplestore_tuple_count(td->tg_newtable ? td->tg_newtable
+													: td->tg_oldtable));
 }
 
 /*

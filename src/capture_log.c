@@ -269,11 +269,11 @@ cl_user_name(void)
 }
 
 /*
- * Start writing one statement's log rows: open the partition and its
- * indexes, and compute the values shared by all rows.
+ * Start writing one statement's log rows (about rows of them): open the
+ * partition and its indexes, and compute the values shared by all rows.
  */
 CaptureLogWriter *
-capture_log_open(Datum table_name)
+capture_log_open(Datum table_name, int64 rows)
 {
 	CaptureLogWriter *w = palloc0(sizeof(CaptureLogWriter));
 
@@ -292,9 +292,9 @@ capture_log_open(Datum table_name)
 	w->rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(w->rri, w->rel, 1, NULL, 0);
 	ExecOpenIndices(w->rri, false);
-	w->bistate = GetBulkInsertState();
 	w->cid = GetCurrentCommandId(true);
-	w->slots = palloc0(sizeof(TupleTableSlot *) * CL_BATCH_ROWS);
+	w->nslots = (int) Max(Min(rows, CL_BATCH_ROWS), 1);
+	w->slots = palloc0(sizeof(TupleTableSlot *) * w->nslots);
 	w->cxt = CurrentMemoryContext;
 	w->batchcxt = AllocSetContextCreate(CurrentMemoryContext,
 										"bkperf capture batch",
@@ -310,6 +310,14 @@ cl_flush(CaptureLogWriter *w)
 {
 	if (w->nused == 0)
 		return;
+	/* A bulk-write buffer ring pays off for big statements only. */
+	if (w->bistate == NULL && w->nused == CL_BATCH_ROWS)
+	{
+		MemoryContext old = MemoryContextSwitchTo(w->cxt);
+
+		w->bistate = GetBulkInsertState();
+		MemoryContextSwitchTo(old);
+	}
 	table_multi_insert(w->rel, w->slots, w->nused, w->cid, 0, w->bistate);
 	for (int i = 0; i < w->nused; i++)
 	{
@@ -363,7 +371,7 @@ capture_log_add(CaptureLogWriter *w, const CaptureLogRow *row)
 	n[w->attidx[5]] = (row->old_data == NULL);
 	n[w->attidx[6]] = (row->new_data == NULL);
 	ExecStoreVirtualTuple(slot);
-	if (++w->nused == CL_BATCH_ROWS)
+	if (++w->nused == w->nslots)
 		cl_flush(w);
 }
 
@@ -375,9 +383,10 @@ void
 capture_log_close(CaptureLogWriter *w)
 {
 	cl_flush(w);
-	for (int i = 0; i < CL_BATCH_ROWS && w->slots[i] != NULL; i++)
+	for (int i = 0; i < w->nslots && w->slots[i] != NULL; i++)
 		ExecDropSingleTupleTableSlot(w->slots[i]);
-	FreeBulkInsertState(w->bistate);
+	if (w->bistate != NULL)
+		FreeBulkInsertState(w->bistate);
 	ExecCloseIndices(w->rri);
 	FreeExecutorState(w->estate);
 	table_close(w->rel, NoLock);

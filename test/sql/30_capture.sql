@@ -133,6 +133,16 @@ COPY cap_items (id, tenant, payload, qty) FROM stdin;
 \.
 SELECT * FROM cap_log(:mark);
 
+-- Statements larger than one write batch (1000 rows), key changes included.
+SELECT cap_mark() AS mark \gset
+INSERT INTO cap_items SELECT g, g % 7, 'bulk', g FROM generate_series(10001, 12500) g;
+UPDATE cap_items SET qty = -qty, id = id + 10000 WHERE id BETWEEN 10001 AND 11500;
+DELETE FROM cap_items WHERE id > 10000;
+SELECT op, count(*), count(DISTINCT record_id) AS keys, min(n), max(n)
+  FROM cap_log(:mark) GROUP BY op ORDER BY min(n);
+SELECT bool_and(new_data->>'id' = record_id->>'id') AS insert_images_match_keys
+  FROM cap_log(:mark) WHERE op = 'INSERT';
+
 -- INSERT ... ON CONFLICT DO UPDATE: the insert path and the update path.
 SELECT cap_mark() AS mark \gset
 INSERT INTO cap_items VALUES (200, 10, 'upserted', 70), (202, 10, 'fresh', 9)
