@@ -15,9 +15,10 @@
  * also when the trigger sits on a partition), the tenant column, the capture
  * mode ('full' or 'undo') and the key columns.
  *
- * Per statement, bkperf_capture looks the column types up once
- * (capture_json.c), reads the transition tables and hands every log row to
- * the bulk writer (capture_log.c).  The row contract is in the header of
+ * Per statement, bkperf_capture takes the column types from a per-trigger
+ * cache (built by capture_json.c, reset by relcache invalidation), reads the
+ * transition tables and hands every log row to the bulk writer
+ * (capture_log.c).  The row contract is in the header of
  * sql/parts/12_transaction_log.sql.  An UPDATE that changes the key or the
  * tenant of a row is logged as a DELETE of the old row and an INSERT of the
  * new one; every DELETE half of a statement precedes every INSERT half.
@@ -25,6 +26,7 @@
  */
 #include "postgres.h"
 
+#include "catalog/partition.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "fmgr.h"
@@ -168,6 +170,27 @@ cs_cache_init(void)
 }
 
 /*
+ * The tracked table a trigger on rel logs under: the OID in its arguments
+ * when that is rel or one of its partition ancestors.  After a dump and
+ * restore the OID is stale; then the partition root (or rel) is meant.
+ */
+static Oid
+cs_tracked(Relation rel, const char *arg)
+{
+	Oid			tracked = DatumGetObjectId(DirectFunctionCall1(oidin,
+															   CStringGetDatum(arg)));
+	List	   *ancestors = NIL;
+
+	if (tracked == RelationGetRelid(rel))
+		return tracked;
+	if (rel->rd_rel->relispartition)
+		ancestors = get_partition_ancestors(RelationGetRelid(rel));
+	if (list_member_oid(ancestors, tracked))
+		return tracked;
+	return ancestors != NIL ? llast_oid(ancestors) : RelationGetRelid(rel);
+}
+
+/*
  * Fill a cache entry from the trigger arguments and the relation, in the
  * entry's own memory context.
  */
@@ -180,8 +203,7 @@ cs_cache_build(CaptureCacheEntry *e, Relation rel, Trigger *tg)
 	AttrNumber *keys = palloc(sizeof(AttrNumber) * nkeys);
 
 	e->relid = RelationGetRelid(rel);
-	e->tracked = DatumGetObjectId(DirectFunctionCall1(oidin,
-													  CStringGetDatum(tg->tgargs[CS_ARG_RELID])));
+	e->tracked = cs_tracked(rel, tg->tgargs[CS_ARG_RELID]);
 	e->table_name = cs_table_name(e->tracked);
 	e->undo = strcmp(tg->tgargs[CS_ARG_MODE], "undo") == 0;
 	e->cols = capture_json_columns(desc);

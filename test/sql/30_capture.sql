@@ -320,6 +320,21 @@ SELECT tableoid::regclass AS partition, operation FROM bkperf.backup_transaction
  WHERE txid = pg_current_xact_id();
 ROLLBACK;
 
+-- A stale tracked-table OID in the trigger arguments (as after pg_dump and
+-- restore) means the table itself, or its partition root.
+DROP TRIGGER bkperf_capture_insert ON cap_part_1;
+CREATE TRIGGER bkperf_capture_insert AFTER INSERT ON cap_part_1
+    REFERENCING NEW TABLE AS bkperf_new FOR EACH STATEMENT
+    EXECUTE FUNCTION bkperf.capture('1', 'tenant', 'full', 'tenant', 'id');
+DROP TRIGGER bkperf_capture_insert ON cap_items;
+CREATE TRIGGER bkperf_capture_insert AFTER INSERT ON cap_items
+    REFERENCING NEW TABLE AS bkperf_new FOR EACH STATEMENT
+    EXECUTE FUNCTION bkperf.capture('1', 'tenant', 'full', 'id');
+SELECT cap_mark() AS mark \gset
+INSERT INTO cap_part_1 VALUES (1, 4, 'stale oid');
+INSERT INTO cap_items VALUES (5000, 1, 'stale oid', 0);
+SELECT n, tbl, op, record_id FROM cap_log(:mark);
+
 -- Clean up: dropping the tables forgets them.
 DROP TABLE cap_types;
 DROP TYPE cap_pair;
