@@ -164,15 +164,16 @@ typedef struct CaptureLogWriter
 	Datum		opnames[3];
 	EState	   *estate;
 	ResultRelInfo *rri;
-	BulkInsertState bistate;
+	BulkInsertState bistate;	/* from the first full batch on */
 	CommandId	cid;
 	TupleTableSlot **slots;
+	int			nslots;			/* batch size: min(rows, 1000) */
 	int			nused;
 	MemoryContext cxt;			/* the statement's: slots and this struct */
 	MemoryContext batchcxt;		/* row datums; reset after each batch */
 } CaptureLogWriter;
 
-extern CaptureLogWriter *capture_log_open(Datum table_name);
+extern CaptureLogWriter *capture_log_open(Datum table_name, int64 rows);
 extern void capture_log_add(CaptureLogWriter *w, const CaptureLogRow *row);
 extern void capture_log_close(CaptureLogWriter *w);
 

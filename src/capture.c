@@ -15,9 +15,10 @@
  * also when the trigger sits on a partition), the tenant column, the capture
  * mode ('full' or 'undo') and the key columns.
  *
- * Per statement, bkperf_capture looks the column types up once
- * (capture_json.c), reads the transition tables and hands every log row to
- * the bulk writer (capture_log.c).  The row contract is in the header of
+ * Per statement, bkperf_capture takes the column types from a per-trigger
+ * cache (built by capture_json.c, reset by relcache invalidation), reads the
+ * transition tables and hands every log row to the bulk writer
+ * (capture_log.c).  The row contract is in the header of
  * sql/parts/12_transaction_log.sql.  An UPDATE that changes the key or the
  * tenant of a row is logged as a DELETE of the old row and an INSERT of the
  * new one; every DELETE half of a statement precedes every INSERT half.
@@ -25,15 +26,19 @@
  */
 #include "postgres.h"
 
+#include "catalog/partition.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 #include "utils/tuplestore.h"
 
 #include "bkperf.h"
@@ -99,15 +104,168 @@ cs_table_name(Oid relid)
 }
 
 /*
- * Check how we were called and read the trigger arguments into cs.
+ * Per-trigger cache of what cs_init computes from the catalogs (column types,
+ * image shapes, the tracked table's name), so that a one-row statement does
+ * not pay dozens of catalog lookups.  Entries are keyed by trigger OID (its
+ * arguments never change) and marked stale by relcache invalidation of the
+ * table or of the tracked parent (ALTER TABLE, renames) and by any type
+ * change; a stale entry is rebuilt on its next use.
+ */
+typedef struct CaptureCacheEntry
+{
+	Oid			tgoid;			/* hash key */
+	Oid			relid;			/* the table the trigger is on */
+	Oid			tracked;		/* the tracked table (relid or a parent) */
+	bool		valid;
+	MemoryContext cxt;			/* everything below */
+	CaptureJsonColumn *cols;
+	CaptureJsonShape *row;
+	CaptureJsonShape *key;
+	CaptureJsonColumn *tenant;
+	bool		undo;
+	char	   *table_name;
+} CaptureCacheEntry;
+
+static HTAB *cs_cache = NULL;
+
+/*
+ * Relcache invalidation: entries of the invalidated table (all of them for
+ * InvalidOid) become stale.
+ */
+static void
+cs_relcache_cb(Datum arg, Oid relid)
+{
+	HASH_SEQ_STATUS seq;
+	CaptureCacheEntry *e;
+
+	hash_seq_init(&seq, cs_cache);
+	while ((e = hash_seq_search(&seq)) != NULL)
+		if (relid == InvalidOid || e->relid == relid || e->tracked == relid)
+			e->valid = false;
+}
+
+/*
+ * Type invalidation: output functions or categories may have changed.
+ */
+static void
+cs_type_cb(Datum arg, int cacheid, uint32 hashvalue)
+{
+	cs_relcache_cb(arg, InvalidOid);
+}
+
+/*
+ * Create the cache and register its callbacks, on first use.
+ */
+static void
+cs_cache_init(void)
+{
+	HASHCTL		ctl;
+
+	ctl.keysize = sizeof(Oid);
+	ctl.entrysize = sizeof(CaptureCacheEntry);
+	cs_cache = hash_create("bkperf capture cache", 64, &ctl,
+						   HASH_ELEM | HASH_BLOBS);
+	CacheRegisterRelcacheCallback(cs_relcache_cb, (Datum) 0);
+	CacheRegisterSyscacheCallback(TYPEOID, cs_type_cb, (Datum) 0);
+}
+
+/*
+ * The tracked table a trigger on rel logs under: the OID in its arguments
+ * when that is rel or one of its partition ancestors.  After a dump and
+ * restore the OID is stale; then the partition root (or rel) is meant.
+ */
+static Oid
+cs_tracked(Relation rel, const char *arg)
+{
+	Oid			tracked = DatumGetObjectId(DirectFunctionCall1(oidin,
+															   CStringGetDatum(arg)));
+	List	   *ancestors = NIL;
+
+	if (tracked == RelationGetRelid(rel))
+		return tracked;
+	if (rel->rd_rel->relispartition)
+		ancestors = get_partition_ancestors(RelationGetRelid(rel));
+	if (list_member_oid(ancestors, tracked))
+		return tracked;
+	return ancestors != NIL ? llast_oid(ancestors) : RelationGetRelid(rel);
+}
+
+/*
+ * Fill a cache entry from the trigger arguments and the relation, in the
+ * entry's own memory context.
+ */
+static void
+cs_cache_build(CaptureCacheEntry *e, Relation rel, Trigger *tg)
+{
+	MemoryContext old = MemoryContextSwitchTo(e->cxt);
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			nkeys = tg->tgnargs - CS_ARG_KEY;
+	AttrNumber *keys = palloc(sizeof(AttrNumber) * nkeys);
+
+	e->relid = RelationGetRelid(rel);
+	e->tracked = cs_tracked(rel, tg->tgargs[CS_ARG_RELID]);
+	e->table_name = cs_table_name(e->tracked);
+	e->undo = strcmp(tg->tgargs[CS_ARG_MODE], "undo") == 0;
+	e->cols = capture_json_columns(desc);
+	e->row = capture_json_shape(e->cols, desc->natts, NULL, 0);
+	for (int i = 0; i < nkeys; i++)
+		keys[i] = cs_column(rel, tg->tgargs[CS_ARG_KEY + i], e->table_name);
+	e->key = capture_json_shape(e->cols, desc->natts, keys, nkeys);
+	e->tenant = &e->cols[cs_column(rel, tg->tgargs[CS_ARG_TENANT],
+								   e->table_name) - 1];
+	MemoryContextSwitchTo(old);
+	e->valid = true;
+}
+
+/*
+ * The valid cache entry of a trigger, rebuilt when missing or stale.
+ */
+static CaptureCacheEntry *
+cs_cache_get(Relation rel, Trigger *tg)
+{
+	CaptureCacheEntry *e;
+	bool		found;
+
+	if (cs_cache == NULL)
+		cs_cache_init();
+	e = hash_search(cs_cache, &tg->tgoid, HASH_ENTER, &found);
+	if (found && e->valid && e->relid == RelationGetRelid(rel))
+		return e;
+	if (!found)
+		e->cxt = NULL;
+	e->valid = false;
+	if (e->cxt != NULL)
+		MemoryContextDelete(e->cxt);
+	e->cxt = AllocSetContextCreate(CacheMemoryContext, "bkperf capture entry",
+								   ALLOCSET_SMALL_SIZES);
+	cs_cache_build(e, rel, tg);
+	return e;
+}
+
+/*
+ * A copy of a cached shape whose per-row pairs belong to this statement, so
+ * that a nested capture (an output function running SQL) cannot overwrite
+ * them.
+ */
+static CaptureJsonShape *
+cs_shape_copy(const CaptureJsonShape *cached)
+{
+	CaptureJsonShape *shape = palloc(sizeof(CaptureJsonShape));
+
+	*shape = *cached;
+	shape->pairs = palloc(sizeof(JsonbPair) * Max(cached->ncols, 1));
+	memcpy(shape->pairs, cached->pairs, sizeof(JsonbPair) * cached->ncols);
+	return shape;
+}
+
+/*
+ * Check how we were called and set cs up from the cached trigger data.
  */
 static void
 cs_init(CaptureStmt *cs, TriggerData *td)
 {
 	Trigger    *tg = td->tg_trigger;
-	char	   *tracked;
-	int			nkeys;
-	AttrNumber *keys;
+	CaptureCacheEntry *e;
 
 	if (!TRIGGER_FIRED_AFTER(td->tg_event) ||
 		!TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) ||
@@ -118,21 +276,15 @@ cs_init(CaptureStmt *cs, TriggerData *td)
 				 errmsg("bkperf.capture() must be fired AFTER INSERT, UPDATE or DELETE FOR EACH STATEMENT with its tracking arguments"),
 				 errhint("Use bkperf.track_table() to create the capture triggers.")));
 	cs->rel = td->tg_relation;
-	tracked = cs_table_name(DatumGetObjectId(DirectFunctionCall1(oidin,
-																 CStringGetDatum(tg->tgargs[CS_ARG_RELID]))));
-	cs->undo = strcmp(tg->tgargs[CS_ARG_MODE], "undo") == 0;
-	cs->cols = capture_json_columns(RelationGetDescr(cs->rel));
-	cs->row = capture_json_shape(cs->cols, RelationGetDescr(cs->rel)->natts,
-								 NULL, 0);
-	nkeys = tg->tgnargs - CS_ARG_KEY;
-	keys = palloc(sizeof(AttrNumber) * nkeys);
-	for (int i = 0; i < nkeys; i++)
-		keys[i] = cs_column(cs->rel, tg->tgargs[CS_ARG_KEY + i], tracked);
-	cs->key = capture_json_shape(cs->cols, RelationGetDescr(cs->rel)->natts,
-								 keys, nkeys);
-	cs->tenant = &cs->cols[cs_column(cs->rel, tg->tgargs[CS_ARG_TENANT],
-									 tracked) - 1];
-	cs->w = capture_log_open(CStringGetTextDatum(tracked));
+	e = cs_cache_get(cs->rel, tg);
+	cs->undo = e->undo;
+	cs->cols = e->cols;
+	cs->row = cs_shape_copy(e->row);
+	cs->key = cs_shape_copy(e->key);
+	cs->tenant = e->tenant;
+	cs->w = capture_log_open(CStringGetTextDatum(e->table_name),
+							 tuplestore_tuple_count(td->tg_newtable ? td->tg_newtable
+													: td->tg_oldtable));
 }
 
 /*

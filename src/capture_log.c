@@ -32,7 +32,9 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/partcache.h"
+#include "utils/inval.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/xid8.h"
 
@@ -119,21 +121,110 @@ cl_route(Relation rel, Datum changed_at)
 }
 
 /*
+ * What capture_log_open would otherwise look up in the catalogs for every
+ * statement: the log's OIDs, the leaf partition for the current transaction
+ * start time, the leaf's column positions and the current role's name.
+ * Relcache invalidation of the log or the leaf (partitions attached,
+ * detached, dropped; the extension dropped) and role changes reset it.
+ */
+static struct
+{
+	bool		registered;
+	bool		valid;			/* parent and seq name the log */
+	Oid			parent;
+	Oid			seq;
+	Oid			leaf;			/* one-level route, or InvalidOid */
+	Datum		leaf_for;		/* the changed_at it was routed for */
+	Oid			att_rel;		/* the relation attidx describes */
+	int			natts;
+	int			attidx[CL_NCOLS];
+	Oid			user;
+	NameData	username;
+}			cl_cache;
+
+/*
+ * Relcache invalidation callback: forget what concerns the relation.
+ */
+static void
+cl_relcache_cb(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == cl_cache.parent ||
+		relid == cl_cache.leaf || relid == cl_cache.att_rel)
+	{
+		cl_cache.valid = false;
+		cl_cache.leaf = InvalidOid;
+		cl_cache.att_rel = InvalidOid;
+	}
+}
+
+/*
+ * Role invalidation callback: the cached role name may be stale.
+ */
+static void
+cl_role_cb(Datum arg, int cacheid, uint32 hashvalue)
+{
+	cl_cache.user = InvalidOid;
+}
+
+/*
+ * Open (RowExclusiveLock) the partitioned log, looking its OIDs up again
+ * when the cache was reset, also by the invalidations the lock accepts.
+ */
+static Relation
+cl_open_parent(void)
+{
+	if (!cl_cache.registered)
+	{
+		CacheRegisterRelcacheCallback(cl_relcache_cb, (Datum) 0);
+		CacheRegisterSyscacheCallback(AUTHOID, cl_role_cb, (Datum) 0);
+		cl_cache.registered = true;
+	}
+	for (;;)
+	{
+		Relation	rel;
+
+		if (!cl_cache.valid)
+		{
+			cl_cache.parent = cl_bkperf_relid("backup_transaction_logs");
+			cl_cache.seq = cl_bkperf_relid("backup_transaction_logs_log_id_seq");
+			cl_cache.leaf = InvalidOid;
+			cl_cache.valid = true;
+		}
+		rel = try_table_open(cl_cache.parent, RowExclusiveLock);
+		if (rel != NULL && cl_cache.valid)
+			return rel;
+		if (rel != NULL)
+			table_close(rel, NoLock);
+		cl_cache.valid = false;
+	}
+}
+
+/*
  * Open the leaf partition of the log that takes rows changed at changed_at,
  * descending through sub-partitioned levels.
  */
 static Relation
 cl_open_leaf(Datum changed_at)
 {
-	Relation	rel = table_open(cl_bkperf_relid("backup_transaction_logs"),
-								 RowExclusiveLock);
+	Relation	rel = cl_open_parent();
+	bool		top = true;
 
 	while (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
 	{
-		Oid			child = cl_route(rel, changed_at);
+		Oid			child;
 
+		if (top && OidIsValid(cl_cache.leaf) && cl_cache.leaf_for == changed_at)
+			child = cl_cache.leaf;
+		else
+			child = cl_route(rel, changed_at);
 		table_close(rel, NoLock);
 		rel = table_open(child, RowExclusiveLock);
+		if (top && rel->rd_rel->relkind == RELKIND_RELATION && cl_cache.valid)
+		{
+			cl_cache.leaf = child;
+			cl_cache.leaf_for = changed_at;
+		}
+		top = false;
 	}
 	if (rel->rd_rel->relkind != RELKIND_RELATION)
 		ereport(ERROR,
@@ -144,36 +235,66 @@ cl_open_leaf(Datum changed_at)
 }
 
 /*
- * Start writing one statement's log rows: open the partition and its
- * indexes, and compute the values shared by all rows.
+ * Where each log column is in the leaf w->rel (cached per leaf).
+ */
+static void
+cl_columns(CaptureLogWriter *w)
+{
+	if (cl_cache.att_rel != RelationGetRelid(w->rel))
+	{
+		cl_cache.att_rel = InvalidOid;
+		for (int i = 0; i < CL_NCOLS; i++)
+			cl_cache.attidx[i] = cl_attnum(w->rel, cl_colnames[i]) - 1;
+		cl_cache.natts = RelationGetDescr(w->rel)->natts;
+		cl_cache.att_rel = RelationGetRelid(w->rel);
+	}
+	w->natts = cl_cache.natts;
+	memcpy(w->attidx, cl_cache.attidx, sizeof(w->attidx));
+}
+
+/*
+ * The current role's name as text (cached per role).
+ */
+static Datum
+cl_user_name(void)
+{
+	Oid			user = GetUserId();
+
+	if (cl_cache.user != user)
+	{
+		namestrcpy(&cl_cache.username, GetUserNameFromId(user, false));
+		cl_cache.user = user;
+	}
+	return CStringGetTextDatum(NameStr(cl_cache.username));
+}
+
+/*
+ * Start writing one statement's log rows (about rows of them): open the
+ * partition and its indexes, and compute the values shared by all rows.
  */
 CaptureLogWriter *
-capture_log_open(Datum table_name)
+capture_log_open(Datum table_name, int64 rows)
 {
 	CaptureLogWriter *w = palloc0(sizeof(CaptureLogWriter));
-	TupleDesc	desc;
 
 	w->changed_at = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	w->txid = FullTransactionIdGetDatum(GetTopFullTransactionId());
-	w->changed_by = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));
+	w->changed_by = cl_user_name();
 	w->table_name = table_name;
 	w->opnames[CAPTURE_OP_INSERT] = CStringGetTextDatum("INSERT");
 	w->opnames[CAPTURE_OP_UPDATE] = CStringGetTextDatum("UPDATE");
 	w->opnames[CAPTURE_OP_DELETE] = CStringGetTextDatum("DELETE");
-	w->seqid = cl_bkperf_relid("backup_transaction_logs_log_id_seq");
 	w->rel = cl_open_leaf(w->changed_at);
-	desc = RelationGetDescr(w->rel);
-	w->natts = desc->natts;
-	for (int i = 0; i < CL_NCOLS; i++)
-		w->attidx[i] = cl_attnum(w->rel, cl_colnames[i]) - 1;
+	w->seqid = cl_cache.seq;
+	cl_columns(w);
 
 	w->estate = CreateExecutorState();
 	w->rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(w->rri, w->rel, 1, NULL, 0);
 	ExecOpenIndices(w->rri, false);
-	w->bistate = GetBulkInsertState();
 	w->cid = GetCurrentCommandId(true);
-	w->slots = palloc0(sizeof(TupleTableSlot *) * CL_BATCH_ROWS);
+	w->nslots = (int) Max(Min(rows, CL_BATCH_ROWS), 1);
+	w->slots = palloc0(sizeof(TupleTableSlot *) * w->nslots);
 	w->cxt = CurrentMemoryContext;
 	w->batchcxt = AllocSetContextCreate(CurrentMemoryContext,
 										"bkperf capture batch",
@@ -189,6 +310,14 @@ cl_flush(CaptureLogWriter *w)
 {
 	if (w->nused == 0)
 		return;
+	/* A bulk-write buffer ring pays off for big statements only. */
+	if (w->bistate == NULL && w->nused == CL_BATCH_ROWS)
+	{
+		MemoryContext old = MemoryContextSwitchTo(w->cxt);
+
+		w->bistate = GetBulkInsertState();
+		MemoryContextSwitchTo(old);
+	}
 	table_multi_insert(w->rel, w->slots, w->nused, w->cid, 0, w->bistate);
 	for (int i = 0; i < w->nused; i++)
 	{
@@ -242,7 +371,7 @@ capture_log_add(CaptureLogWriter *w, const CaptureLogRow *row)
 	n[w->attidx[5]] = (row->old_data == NULL);
 	n[w->attidx[6]] = (row->new_data == NULL);
 	ExecStoreVirtualTuple(slot);
-	if (++w->nused == CL_BATCH_ROWS)
+	if (++w->nused == w->nslots)
 		cl_flush(w);
 }
 
@@ -254,9 +383,10 @@ void
 capture_log_close(CaptureLogWriter *w)
 {
 	cl_flush(w);
-	for (int i = 0; i < CL_BATCH_ROWS && w->slots[i] != NULL; i++)
+	for (int i = 0; i < w->nslots && w->slots[i] != NULL; i++)
 		ExecDropSingleTupleTableSlot(w->slots[i]);
-	FreeBulkInsertState(w->bistate);
+	if (w->bistate != NULL)
+		FreeBulkInsertState(w->bistate);
 	ExecCloseIndices(w->rri);
 	FreeExecutorState(w->estate);
 	table_close(w->rel, NoLock);

@@ -10,9 +10,11 @@
  *  - txid is the top-level transaction id; changed_at is the transaction's
  *    start time (now()), so all rows of a statement share one partition.
  *  - record_id is the jsonb object of the key columns of the row after an
- *    INSERT or UPDATE and before a DELETE.  An UPDATE that changes the key is
- *    logged as a DELETE of the old key followed by an INSERT of the new one,
- *    and within one statement every DELETE half precedes every INSERT half.
+ *    INSERT or UPDATE and before a DELETE.  An UPDATE that changes the key
+ *    (or the row's tenant) is logged as a DELETE of the old row followed by
+ *    an INSERT of the new one, and within one statement every DELETE half
+ *    precedes every INSERT half.  So every log row has one tenant, and an
+ *    UPDATE row's key and tenant are the same before and after.
  *  - old_data / new_data are to_jsonb-compatible row images.  Capture 'full'
  *    stores both; 'undo' stores the key only for INSERT and the old row for
  *    UPDATE and DELETE (what rollback needs).

@@ -89,6 +89,42 @@ SELECT count(*) AS images,
                               = coalesce(new_data, old_data)) AS rebuilt
   FROM bkperf.backup_transaction_logs WHERE table_name = 'public.cap_items';
 
+-- Images are exactly to_jsonb(row) for every kind of column type (compared
+-- as text, so number formatting and key order count too).
+CREATE TYPE cap_pair AS (a int, b text);
+CREATE DOMAIN cap_pos AS int CHECK (VALUE > 0);
+CREATE TABLE cap_types (id int PRIMARY KEY, tenant cap_pos, b bool, i2 int2, i8 int8,
+                        f4 float4, f8 float8, n numeric, d date, ts timestamp,
+                        tstz timestamptz, t text, vc varchar(5), c char(4), u uuid,
+                        by bytea, iv interval, j json, jb jsonb, arr int[], tarr text[],
+                        pair cap_pair, pairs cap_pair[], dom cap_pos, nul text);
+SELECT bkperf.track_table('cap_types', 'tenant');
+INSERT INTO cap_types VALUES
+    (1, 1, true, -32768, 9223372036854775807, 1.5, 1e300, 123.4500, '2024-02-29',
+     '2024-02-29 23:59:59.123456', '2024-02-29 23:59:59+05:30', E'quote " back \\ tab \t é',
+     'abc', 'ab', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '\xdeadbeef', '1 day 02:00',
+     '{"k": 1, "k": 2, "n": [1, {"x": null}]}', '{"b": 1, "a": [true, null]}',
+     '{{1,2},{3,4}}', '{"x","y z",NULL}', ROW(1, 'one'), ARRAY[ROW(2, 'two')::cap_pair], 7, NULL),
+    (2, 2, false, 0, -1, 'NaN', '-Infinity', 'NaN', 'infinity', '-infinity', 'infinity', '',
+     '', '', NULL, '\x', '-1 year', '"scalar json"', '42', '{}', '{}', ROW(NULL, NULL), '{}',
+     1, NULL),
+    (3, 3, NULL, NULL, NULL, '-0', 1e-300, '-0.000', NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+     NULL, NULL, 'null', 'null', NULL, NULL, NULL, NULL, NULL, NULL);
+UPDATE cap_types SET n = n * 2, j = '[1, "two"]' WHERE id IN (1, 3);
+SELECT l.operation, l.record_id,
+       l.new_data::text = to_jsonb(r)::text AS new_is_to_jsonb,
+       l.old_data IS NULL OR to_jsonb(jsonb_populate_record(NULL::cap_types, l.old_data))::text
+                             = l.old_data::text AS old_rebuilds
+  FROM bkperf.backup_transaction_logs l
+  LEFT JOIN cap_types r ON r.id = (l.record_id->>'id')::int
+ WHERE l.table_name = 'public.cap_types'
+   AND (l.operation = 'UPDATE' OR l.record_id->>'id' = '2')
+ ORDER BY l.log_id;
+SELECT new_data->'f4' AS nan_float, new_data->'n' AS nan_numeric, new_data->'ts' AS inf_ts,
+       new_data->'j' AS scalar_json, new_data->'pair' AS null_composite
+  FROM bkperf.backup_transaction_logs
+ WHERE table_name = 'public.cap_types' AND record_id = '{"id": 2}';
+
 -- COPY.
 SELECT cap_mark() AS mark \gset
 COPY cap_items (id, tenant, payload, qty) FROM stdin;
@@ -96,6 +132,16 @@ COPY cap_items (id, tenant, payload, qty) FROM stdin;
 201	\N	no tenant	8
 \.
 SELECT * FROM cap_log(:mark);
+
+-- Statements larger than one write batch (1000 rows), key changes included.
+SELECT cap_mark() AS mark \gset
+INSERT INTO cap_items SELECT g, g % 7, 'bulk', g FROM generate_series(10001, 12500) g;
+UPDATE cap_items SET qty = -qty, id = id + 10000 WHERE id BETWEEN 10001 AND 11500;
+DELETE FROM cap_items WHERE id > 10000;
+SELECT op, count(*), count(DISTINCT record_id) AS keys, min(n), max(n)
+  FROM cap_log(:mark) GROUP BY op ORDER BY min(n);
+SELECT bool_and(new_data->>'id' = record_id->>'id') AS insert_images_match_keys
+  FROM cap_log(:mark) WHERE op = 'INSERT';
 
 -- INSERT ... ON CONFLICT DO UPDATE: the insert path and the update path.
 SELECT cap_mark() AS mark \gset
@@ -274,7 +320,25 @@ SELECT tableoid::regclass AS partition, operation FROM bkperf.backup_transaction
  WHERE txid = pg_current_xact_id();
 ROLLBACK;
 
+-- A stale tracked-table OID in the trigger arguments (as after pg_dump and
+-- restore) means the table itself, or its partition root.
+DROP TRIGGER bkperf_capture_insert ON cap_part_1;
+CREATE TRIGGER bkperf_capture_insert AFTER INSERT ON cap_part_1
+    REFERENCING NEW TABLE AS bkperf_new FOR EACH STATEMENT
+    EXECUTE FUNCTION bkperf.capture('1', 'tenant', 'full', 'tenant', 'id');
+DROP TRIGGER bkperf_capture_insert ON cap_items;
+CREATE TRIGGER bkperf_capture_insert AFTER INSERT ON cap_items
+    REFERENCING NEW TABLE AS bkperf_new FOR EACH STATEMENT
+    EXECUTE FUNCTION bkperf.capture('1', 'tenant', 'full', 'id');
+SELECT cap_mark() AS mark \gset
+INSERT INTO cap_part_1 VALUES (1, 4, 'stale oid');
+INSERT INTO cap_items VALUES (5000, 1, 'stale oid', 0);
+SELECT n, tbl, op, record_id FROM cap_log(:mark);
+
 -- Clean up: dropping the tables forgets them.
+DROP TABLE cap_types;
+DROP TYPE cap_pair;
+DROP DOMAIN cap_pos;
 DROP TABLE cap_items, cap_orders, cap_notes, cap_child, cap_parent, cap_nokey, cap_ri,
            cap_part, cap_part_4 CASCADE;
 SELECT count(*) AS still_tracked FROM bkperf.tracked_tables WHERE table_name LIKE 'public.cap%';
