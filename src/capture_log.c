@@ -219,7 +219,19 @@ cl_open_leaf(Datum changed_at)
 			child = cl_route(rel, changed_at);
 		table_close(rel, NoLock);
 		rel = table_open(child, RowExclusiveLock);
-		if (top && rel->rd_rel->relkind == RELKIND_RELATION && cl_cache.valid)
+		if (top && !cl_cache.valid)
+		{
+			/*
+			 * The partitions changed while we waited for the child's lock
+			 * (ATTACH PARTITION holds the default partition's lock until it
+			 * commits): the route may be stale, and table_multi_insert does
+			 * not check partition constraints.  Route again.
+			 */
+			table_close(rel, NoLock);
+			rel = cl_open_parent();
+			continue;
+		}
+		if (top && rel->rd_rel->relkind == RELKIND_RELATION)
 		{
 			cl_cache.leaf = child;
 			cl_cache.leaf_for = changed_at;

@@ -119,6 +119,12 @@ BEGIN
     ON CONFLICT (relid) DO UPDATE
        SET table_name = excluded.table_name, tenant_column = excluded.tenant_column,
            key_columns = excluded.key_columns, capture_mode = excluded.capture_mode;
+
+    -- Today's change-log partition (and the following days') exists before
+    -- the first change is captured, so rows do not land in the default one.
+    -- Only now: its DDL fires capture_sync_partitions(), which drops the
+    -- capture triggers of tables not (yet) in tracked_tables.
+    PERFORM @extschema@.ensure_log_partitions();
 END
 $$;
 
