@@ -39,6 +39,8 @@ extern bool bkperf_xact_lock(uint32 key, uint16 kind, bool wait);
 extern uint32 bkperf_tenant_key(const char *tenant);
 extern bool bkperf_view_is_populated(const char *relname);
 extern Oid	bkperf_relid(const char *relname);
+extern void bkperf_require_one_of(const char *value, const char *const *allowed,
+								  int nallowed, const char *what);
 extern void bkperf_require_arg(FunctionCallInfo fcinfo, int argno,
 							   const char *argname);
 

@@ -50,24 +50,6 @@ static const char *const cl_colnames[CL_NCOLS] = {
 };
 
 /*
- * Look up a relation of the extension's schema by name; the log's objects
- * are part of the install script, so absence is a broken installation.
- */
-static Oid
-cl_bkperf_relid(const char *relname)
-{
-	Oid			nsp = get_namespace_oid("bkperf", false);
-	Oid			relid = get_relname_relid(relname, nsp);
-
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation \"bkperf.%s\" does not exist", relname),
-				 errhint("Reinstall the bkperf extension.")));
-	return relid;
-}
-
-/*
  * The attribute number of a named column of rel, or an error.
  */
 static AttrNumber
@@ -185,8 +167,8 @@ cl_open_parent(void)
 
 		if (!cl_cache.valid)
 		{
-			cl_cache.parent = cl_bkperf_relid("backup_transaction_logs");
-			cl_cache.seq = cl_bkperf_relid("backup_transaction_logs_log_id_seq");
+			cl_cache.parent = bkperf_relid("backup_transaction_logs");
+			cl_cache.seq = bkperf_relid("backup_transaction_logs_log_id_seq");
 			cl_cache.leaf = InvalidOid;
 			cl_cache.valid = true;
 		}

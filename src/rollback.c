@@ -294,13 +294,7 @@ cs_check_type(const char *type)
 	static const char *const types[] = {"manual", "scheduled", "pre_rollback",
 	"pre_migration", "automatic"};
 
-	for (int i = 0; i < (int) lengthof(types); i++)
-		if (strcmp(type, types[i]) == 0)
-			return;
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("invalid snapshot type \"%s\"", type),
-			 errhint("Use manual, scheduled, pre_rollback, pre_migration or automatic.")));
+	bkperf_require_one_of(type, types, lengthof(types), "snapshot type");
 }
 
 /*

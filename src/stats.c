@@ -128,13 +128,7 @@ st_require_job_type(const char *job_type)
 {
 	static const char *const types[] = {"full", "incremental", "differential", "logical", "snapshot"};
 
-	for (size_t i = 0; i < lengthof(types); i++)
-		if (strcmp(job_type, types[i]) == 0)
-			return;
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("invalid job type \"%s\"", job_type),
-			 errhint("Use full, incremental, differential, logical or snapshot.")));
+	bkperf_require_one_of(job_type, types, lengthof(types), "job type");
 }
 
 /*

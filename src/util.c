@@ -8,6 +8,7 @@
 
 #include "datatype/timestamp.h"
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 #include "access/table.h"
 #include "catalog/namespace.h"
 #include "common/hashfn.h"
@@ -122,4 +123,27 @@ uint32
 bkperf_tenant_key(const char *tenant)
 {
 	return hash_bytes((const unsigned char *) tenant, strlen(tenant));
+}
+
+/*
+ * Reject a value that is not one of the allowed words, naming what it is
+ * ("job type", "snapshot type") and listing the allowed words in the hint.
+ */
+void
+bkperf_require_one_of(const char *value, const char *const *allowed, int nallowed,
+					  const char *what)
+{
+	StringInfoData words;
+
+	for (int i = 0; i < nallowed; i++)
+		if (strcmp(value, allowed[i]) == 0)
+			return;
+	initStringInfo(&words);
+	for (int i = 0; i < nallowed; i++)
+		appendStringInfo(&words, "%s%s", i == 0 ? "" : (i == nallowed - 1 ? " or " : ", "),
+						 allowed[i]);
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid %s \"%s\"", what, value),
+			 errhint("Use %s.", words.data)));
 }

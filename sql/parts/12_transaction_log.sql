@@ -95,11 +95,34 @@ AS $$
      WHERE t.latest IS NOT NULL
 $$;
 
+/*
+ * How many changes of each kind the log holds, per table (or for one table,
+ * tracked now or before): which tables make the log grow.  For one table it
+ * reads idx_transaction_logs_table.
+ */
+CREATE FUNCTION @extschema@.table_change_summary(rel regclass DEFAULT NULL)
+RETURNS TABLE (table_name text, operation text, changes bigint)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT l.table_name, l.operation, pg_catalog.count(*)
+      FROM @extschema@.backup_transaction_logs l
+     WHERE rel IS NULL
+        OR l.table_name = (SELECT pg_catalog.format('%I.%I', n.nspname, c.relname)
+                             FROM pg_catalog.pg_class c
+                             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                            WHERE c.oid = rel)
+     GROUP BY l.table_name, l.operation
+     ORDER BY l.table_name, l.operation
+$$;
+
 COMMENT ON TABLE @extschema@.tracked_tables IS
     'Application tables whose changes are captured, with tenant column, key columns and capture mode.';
 COMMENT ON TABLE @extschema@.backup_transaction_logs IS
     'Per-tenant change log written by the capture triggers in the changing transaction; partitioned by changed_at.';
 COMMENT ON TABLE @extschema@.log_retention_state IS
     'Single row: the time before which change-log partitions were pruned.';
+COMMENT ON FUNCTION @extschema@.table_change_summary(regclass) IS
+    'Changes in the log per table and operation, for every tracked table or one.';
 COMMENT ON FUNCTION @extschema@.change_log_floor() IS
     'Earliest time from which the change log is complete for every tracked table; NULL when nothing is tracked.';
