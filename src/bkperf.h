@@ -34,10 +34,9 @@
 extern SPIPlanPtr bkperf_saved_plan(SPIPlanPtr *cache, const char *sql,
 									int nargs, Oid *argtypes);
 extern double bkperf_interval_seconds(const Interval *iv);
-extern Datum bkperf_jsonb_from_cstring(const char *json);
 extern bool bkperf_xact_lock(uint32 key, uint16 kind, bool wait);
-extern uint32 bkperf_tenant_key(const char *tenant);
-extern bool bkperf_view_is_populated(const char *relname);
+extern uint32 bkperf_name_key(const char *name);
+extern bool bkperf_view_is_populated(Oid relid);
 extern Oid	bkperf_relid(const char *relname);
 extern void bkperf_require_one_of(const char *value, const char *const *allowed,
 								  int nallowed, const char *what);

@@ -405,8 +405,8 @@ hl_score(const HealthInputs *in, const HealthPolicy *p, TimestampTz now,
 	{
 		out->score_null = true;
 		out->band = "unknown";
-		out->components = bkperf_jsonb_from_cstring(
-			"{\"reason\": \"no backup jobs, snapshots or change-log rows for this tenant\"}");
+		out->components = DirectFunctionCall1(jsonb_in, CStringGetDatum(
+			"{\"reason\": \"no backup jobs, snapshots or change-log rows for this tenant\"}"));
 		return;
 	}
 	hl_components(in, p, now, value);
@@ -536,7 +536,7 @@ bkperf_health_report(PG_FUNCTION_ARGS)
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	MemoryContext rowcxt;
 
-	if (!bkperf_view_is_populated("mv_backup_health_summary"))
+	if (!bkperf_view_is_populated(bkperf_relid("mv_backup_health_summary")))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("materialized view \"bkperf.mv_backup_health_summary\" has not been populated"),

@@ -24,5 +24,5 @@ bkperf_try_maintenance_lock(PG_FUNCTION_ARGS)
 {
 	char	   *task = text_to_cstring(PG_GETARG_TEXT_PP(0));
 
-	PG_RETURN_BOOL(bkperf_xact_lock(bkperf_tenant_key(task), BKPERF_LOCK_MAINTENANCE, false));
+	PG_RETURN_BOOL(bkperf_xact_lock(bkperf_name_key(task), BKPERF_LOCK_MAINTENANCE, false));
 }

@@ -71,17 +71,18 @@ static void
 rf_refresh_one(const char *view, bool concurrently, RefreshOutcome *out)
 {
 	TimestampTz started = GetCurrentTimestamp();
+	Oid			viewid = bkperf_relid(view);
 	bool		populated;
 
 	memset(out, 0, sizeof(*out));
-	if (!bkperf_xact_lock(bkperf_relid(view), BKPERF_LOCK_REFRESH, false))
+	if (!bkperf_xact_lock(viewid, BKPERF_LOCK_REFRESH, false))
 	{
 		out->mode = "skipped";
 		out->note = "already running";
 	}
 	else
 	{
-		populated = bkperf_view_is_populated(view);
+		populated = bkperf_view_is_populated(viewid);
 		if (concurrently && !populated)
 			out->note = "not populated: plain refresh";
 		concurrently = concurrently && populated;

@@ -216,7 +216,7 @@ rt_read_job(int r, RetJob *job)
 static void
 rt_lock_tenant(const char *tenant)
 {
-	(void) bkperf_xact_lock(bkperf_tenant_key(tenant), BKPERF_LOCK_RETENTION, true);
+	(void) bkperf_xact_lock(bkperf_name_key(tenant), BKPERF_LOCK_RETENTION, true);
 }
 
 /* Expire the tenant's unretained jobs in one statement. */

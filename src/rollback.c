@@ -457,7 +457,7 @@ rb_resolve_time(RbTarget *t)
 static void
 rb_lock_tenant(const char *tenant)
 {
-	bkperf_xact_lock(bkperf_tenant_key(tenant), BKPERF_LOCK_ROLLBACK, true);
+	bkperf_xact_lock(bkperf_name_key(tenant), BKPERF_LOCK_ROLLBACK, true);
 }
 
 /*

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  * util.c
- *		Small helpers shared by bkperf's SPI-based SQL functions: saved
- *		plans, interval arithmetic, jsonb construction, argument checks.
+ *		Small helpers shared by bkperf's SQL functions: saved plans,
+ *		interval arithmetic, catalog look-ups, advisory locks, argument checks.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -17,7 +17,6 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
-#include "utils/jsonb.h"
 
 #include "bkperf.h"
 
@@ -55,13 +54,6 @@ bkperf_interval_seconds(const Interval *iv)
 		(double) iv->month * DAYS_PER_MONTH * SECS_PER_DAY;
 }
 
-/* Parse a JSON text built by the caller into a jsonb Datum. */
-Datum
-bkperf_jsonb_from_cstring(const char *json)
-{
-	return DirectFunctionCall1(jsonb_in, CStringGetDatum(json));
-}
-
 /*
  * Reject a NULL argument with a clear error naming it.  Our functions are not
  * STRICT on purpose: a NULL tenant or interval is a caller bug that should be
@@ -96,9 +88,9 @@ bkperf_relid(const char *relname)
  * one cannot be read or refreshed concurrently).
  */
 bool
-bkperf_view_is_populated(const char *relname)
+bkperf_view_is_populated(Oid relid)
 {
-	Relation	rel = table_open(bkperf_relid(relname), AccessShareLock);
+	Relation	rel = table_open(relid, AccessShareLock);
 	bool		populated = RelationIsPopulated(rel);
 
 	table_close(rel, AccessShareLock);
@@ -120,9 +112,9 @@ bkperf_xact_lock(uint32 key, uint16 kind, bool wait)
 
 /* The advisory-lock key of a tenant or task name (a hash of it). */
 uint32
-bkperf_tenant_key(const char *tenant)
+bkperf_name_key(const char *name)
 {
-	return hash_bytes((const unsigned char *) tenant, strlen(tenant));
+	return hash_bytes((const unsigned char *) name, strlen(name));
 }
 
 /*
