@@ -27,6 +27,7 @@
 #include "postgres.h"
 
 #include "catalog/partition.h"
+#include "catalog/pg_collation.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "fmgr.h"
@@ -416,7 +417,7 @@ cs_same_identity(CaptureStmt *cs, TupleTableSlot *o, TupleTableSlot *n)
 
 		same = compareJsonbContainers(&ko->root, &kn->root) == 0 &&
 			onull == nnull &&
-			(onull || DatumGetBool(DirectFunctionCall2(texteq, to, tn)));
+			(onull || DatumGetBool(DirectFunctionCall2Coll(texteq, C_COLLATION_OID, to, tn)));
 	}
 	MemoryContextSwitchTo(old);
 	return same;

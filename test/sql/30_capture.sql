@@ -208,6 +208,16 @@ DELETE FROM cap_notes;
 INSERT INTO cap_big VALUES (9007199254740993, 1, 'big');
 SELECT * FROM cap_log(:mark);
 
+-- A key or tenant that changes only in its bytes (numeric scale) keeps the
+-- row's identity: one UPDATE row, not a DELETE and an INSERT.
+CREATE TABLE cap_num (tenant numeric, id numeric PRIMARY KEY, v int);
+SELECT bkperf.track_table('cap_num', 'tenant');
+INSERT INTO cap_num VALUES (1, 1.0, 1);
+SELECT cap_mark() AS mark \gset
+UPDATE cap_num SET id = 1.00, v = 2;
+UPDATE cap_num SET tenant = 1.0, v = 3;
+SELECT n, tbl, op, tenant, record_id FROM cap_log(:mark);
+
 -- Rows changed by foreign-key cascades are captured.
 CREATE TABLE cap_parent (id int PRIMARY KEY, tenant int);
 CREATE TABLE cap_child (id int PRIMARY KEY, tenant int,
@@ -340,7 +350,7 @@ SELECT n, tbl, op, record_id FROM cap_log(:mark);
 DROP TABLE cap_types;
 DROP TYPE cap_pair;
 DROP DOMAIN cap_pos;
-DROP TABLE cap_items, cap_orders, cap_notes, cap_child, cap_parent, cap_nokey, cap_ri,
+DROP TABLE cap_items, cap_orders, cap_notes, cap_num, cap_child, cap_parent, cap_nokey, cap_ri,
            cap_part, cap_part_4 CASCADE;
 SELECT count(*) AS still_tracked FROM bkperf.tracked_tables WHERE table_name LIKE 'public.cap%';
 DROP FUNCTION cap_log(bigint);
