@@ -80,6 +80,16 @@ extern struct ArrayType *bkperf_fk_group_constraints(BkperfFkOrder *order,
 /* rollback.c: OIDs of every tracked table (needs an SPI connection). */
 extern Oid *bkperf_tracked_relids(int *ntables);
 
+/* rollback_plan.c: the net-change plan of a rollback. */
+typedef struct BkperfRbPlan BkperfRbPlan;
+extern BkperfRbPlan *bkperf_rb_plan_build(const char *sql, int nargs, Oid *types,
+										  Datum *values, char *const *names,
+										  int ntables);
+extern void bkperf_rb_plan_counts(BkperfRbPlan *plan, int i, int64 *present,
+								  int64 *absent);
+extern BkperfRbPlan *bkperf_rb_plan_activate(BkperfRbPlan *plan);
+extern void bkperf_rb_plan_free(BkperfRbPlan *plan);
+
 /* ---- change capture (capture.c, capture_json.c, capture_log.c) ---- */
 
 #include "access/heapam.h"

@@ -14,9 +14,10 @@
  *	   EXCLUSIVE mode, which waits for the writers in flight and keeps new
  *	   ones out until commit, so the plan sees every change it must undo
  *	   (dry runs skip the table locks);
- *	2. plan: the net change per key in one scan of the tenant's log, into a
- *	   temporary table: the earliest change after the target gives the row's
- *	   image at the target (INSERT: absent; UPDATE, DELETE: old_data);
+ *	2. plan: the net change per key in one scan of the tenant's log, held in
+ *	   backend memory and tuplestores (rollback_plan.c): the earliest change
+ *	   after the target gives the row's image at the target (INSERT: absent;
+ *	   UPDATE, DELETE: old_data);
  *	3. order: the foreign-key order of the changed tables (fkorder.c),
  *	   stored in backup_fk_constraints_cache and read back from there;
  *	4. apply, in an internal subtransaction: per table one INSERT ... ON
@@ -64,9 +65,6 @@ PG_FUNCTION_INFO_V1(bkperf_rollback_to_time);
  */
 #define RB_SCAN_MARGIN_USEC		(1 * USECS_PER_SEC)
 
-/* The temporary table holding one rollback's plan. */
-#define RB_NET	"pg_temp.bkperf_rollback_net"
-
 /* One tracked table as the rollback sees it. */
 typedef struct RbTable
 {
@@ -109,6 +107,7 @@ typedef struct RbRun
 	int			ntables;
 	RbTable    *tables;
 	BkperfFkOrder *order;
+	BkperfRbPlan *plan;			/* net change per key (rollback_plan.c) */
 	List	   *deferred;		/* qualified names of deferred FKs */
 	List	   *init_deferred;	/* those of them INITIALLY DEFERRED */
 	TimestampTz started;
@@ -610,78 +609,40 @@ rb_after_predicate(RbTarget *t)
 }
 
 /*
- * Build the plan: one row per changed key of the tenant's tracked tables
- * with its earliest change after the target, in a temporary table (no
- * statistics are gathered: every statement reading it scans it whole).
+ * Build the plan (rollback_plan.c) from one scan of the tenant's log: every
+ * change after the target, reduced there to the earliest change per key.
  */
 static void
-rb_build_net(RbRun *run)
+rb_build_plan(RbRun *run)
 {
 	RbTarget   *t = run->target;
 	Datum	   *names = palloc(sizeof(Datum) * Max(run->ntables, 1));
+	char	  **cnames = palloc(sizeof(char *) * Max(run->ntables, 1));
 	Oid			types[4] = {TEXTOID, TIMESTAMPTZOID, TEXTARRAYOID,
 	t->snapshot_id != 0 ? PG_SNAPSHOTOID : TIMESTAMPTZOID};
 	Datum		values[4];
 
 	for (int i = 0; i < run->ntables; i++)
+	{
 		names[i] = CStringGetTextDatum(run->tables[i].log_name);
+		cnames[i] = run->tables[i].log_name;
+	}
 	values[0] = CStringGetTextDatum(t->tenant);
 	values[1] = TimestampTzGetDatum(t->scan_from - RB_SCAN_MARGIN_USEC);
 	values[2] = PointerGetDatum(construct_array(names, run->ntables, TEXTOID,
 												-1, false, TYPALIGN_INT));
 	values[3] = t->snapshot_id != 0 ? t->snapshot : TimestampTzGetDatum(t->target_time);
 
-	rb_exec("CREATE TEMPORARY TABLE bkperf_rollback_net (table_name text COLLATE \"C\","
-			" record_id jsonb, log_id bigint, operation text, old_data jsonb) ON COMMIT DROP",
-			0, NULL, NULL, NULL, false, SPI_OK_UTILITY);
-	rb_exec(psprintf("INSERT INTO " RB_NET
-					 " SELECT l.table_name, l.record_id, l.log_id, l.operation, l.old_data"
-					 "   FROM bkperf.backup_transaction_logs l"
-					 "  WHERE l.tenant_id OPERATOR(pg_catalog.=) $1"
-					 "    AND l.changed_at OPERATOR(pg_catalog.>=) $2"
-					 "    AND l.table_name OPERATOR(pg_catalog.=) ANY ($3) AND %s",
-					 rb_after_predicate(t)),
-			4, types, values, NULL, false, SPI_OK_INSERT);
-
-	/*
-	 * Keep only the earliest change per key.  Hashing finds the keys changed
-	 * more than once without sorting every change by its jsonb key (which
-	 * costs more than the rest of the plan).
-	 */
-	rb_exec("DELETE FROM " RB_NET " n USING"
-			" (SELECT table_name, record_id, pg_catalog.min(log_id) AS first_id"
-			"    FROM " RB_NET " GROUP BY 1, 2 HAVING pg_catalog.count(*) > 1) d"
-			" WHERE n.table_name = d.table_name AND n.record_id = d.record_id"
-			"   AND n.log_id > d.first_id",
-			0, NULL, NULL, NULL, false, SPI_OK_DELETE);
-}
-
-/*
- * Count per table the planned keys present and absent at the target.
- */
-static void
-rb_count_plan(RbRun *run)
-{
-	rb_exec("SELECT table_name, pg_catalog.count(*) FILTER (WHERE operation <> 'INSERT'),"
-			"       pg_catalog.count(*) FILTER (WHERE operation = 'INSERT')"
-			"  FROM " RB_NET " GROUP BY 1",
-			0, NULL, NULL, NULL, false, SPI_OK_SELECT);
-	for (uint64 r = 0; r < SPI_processed; r++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[r];
-		char	   *name = SPI_getvalue(tup, SPI_tuptable->tupdesc, 1);
-		bool		isnull;
-
-		for (int i = 0; i < run->ntables; i++)
-		{
-			if (strcmp(run->tables[i].log_name, name) != 0)
-				continue;
-			run->tables[i].planned_present =
-				DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
-			run->tables[i].planned_absent =
-				DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 3, &isnull));
-		}
-	}
+	run->plan = bkperf_rb_plan_build(psprintf("SELECT l.table_name, l.record_id, l.log_id, l.operation, l.old_data"
+											  "  FROM bkperf.backup_transaction_logs l"
+											  " WHERE l.tenant_id OPERATOR(pg_catalog.=) $1"
+											  "   AND l.changed_at OPERATOR(pg_catalog.>=) $2"
+											  "   AND l.table_name OPERATOR(pg_catalog.=) ANY ($3) AND %s",
+											  rb_after_predicate(t)),
+									 4, types, values, cnames, run->ntables);
+	for (int i = 0; i < run->ntables; i++)
+		bkperf_rb_plan_counts(run->plan, i, &run->tables[i].planned_present,
+							  &run->tables[i].planned_absent);
 }
 
 /* ---------------------------------------------------------------------
@@ -892,19 +853,20 @@ rb_check_key_owner(RbTable *t)
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1] = {CStringGetTextDatum(t->log_name)};
 
-	rb_exec(psprintf("SELECT pg_catalog.count(*) FROM " RB_NET " n"
+	rb_exec(psprintf("SELECT pg_catalog.count(*) FROM bkperf.rollback_plan_rows($1, true) n"
 					 " CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::%s, n.old_data) k"
 					 " JOIN %s t ON %s"
-					 " WHERE n.table_name = $1 AND n.operation <> 'INSERT'"
-					 "   AND t.%s IS DISTINCT FROM k.%s",
+					 " WHERE t.%s IS DISTINCT FROM k.%s",
 					 t->qname, t->qname, t->key_join, t->tenant_col, t->tenant_col),
 			1, types, values, NULL, false, SPI_OK_SELECT);
 	if (rb_int64_result(1) > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNIQUE_VIOLATION),
-				 errmsg("cannot restore %lld rows of table %s: their keys now belong to another tenant",
-						(long long) rb_int64_result(1), t->qname),
-				 errdetail("The keys were reused by another tenant after the rollback target.")));
+				 errmsg_plural("cannot restore %lld row of table %s: its key now belongs to another tenant",
+							   "cannot restore %lld rows of table %s: their keys now belong to another tenant",
+							   rb_int64_result(1),
+							   (long long) rb_int64_result(1), t->qname),
+				 errdetail("The rows moved to another tenant, or their keys were reused by one, after the rollback target.")));
 }
 
 /*
@@ -926,9 +888,8 @@ rb_apply_upsert(RbTable *t, const char *tenant)
 				 " AND t.* OPERATOR(pg_catalog.*<>) EXCLUDED.*",
 				 t->sets, t->tenant_col, t->tenant_col);
 	rb_exec(psprintf("WITH u AS (INSERT INTO %s AS t (%s) OVERRIDING SYSTEM VALUE"
-					 " SELECT %s FROM " RB_NET " n"
+					 " SELECT %s FROM bkperf.rollback_plan_rows($1, true) n"
 					 " CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::%s, n.old_data) r"
-					 " WHERE n.table_name = $1 AND n.operation <> 'INSERT'"
 					 " ON CONFLICT (%s) %s RETURNING t.xmax OPERATOR(pg_catalog.=) 0 AS ins)"
 					 " SELECT pg_catalog.count(*) FILTER (WHERE ins),"
 					 "        pg_catalog.count(*) FILTER (WHERE NOT ins) FROM u",
@@ -952,9 +913,8 @@ rb_apply_delete(RbTable *t, const char *tenant)
 	if (t->planned_absent == 0)
 		return;
 	rb_exec(psprintf("WITH d AS (DELETE FROM %s t USING"
-					 " (SELECT k.* FROM " RB_NET " n"
-					 "  CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::%s, n.record_id) k"
-					 "  WHERE n.table_name = $1 AND n.operation = 'INSERT') k"
+					 " (SELECT k.* FROM bkperf.rollback_plan_rows($1, false) n"
+					 "  CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::%s, n.record_id) k) k"
 					 " WHERE %s AND t.%s = $2::pg_catalog.text::%s RETURNING 1)"
 					 " SELECT pg_catalog.count(*) FROM d",
 					 t->qname, t->qname, t->key_join, t->tenant_col, t->tenant_type),
@@ -1142,6 +1102,7 @@ static Datum
 rb_run(FunctionCallInfo fcinfo, RbTarget *target)
 {
 	RbRun	   *run = palloc0(sizeof(RbRun));
+	BkperfRbPlan *prev;
 	Datum		result;
 
 	run->target = target;
@@ -1155,13 +1116,21 @@ rb_run(FunctionCallInfo fcinfo, RbTarget *target)
 	if (!target->dry_run)
 		rb_lock_tables(run);
 	rb_history_start(run);
-	rb_build_net(run);
-	rb_count_plan(run);
+	rb_build_plan(run);
 	rb_store_order(run);
 	rb_history_phase(run, "planned_at");
-	rb_apply_guarded(run);
+	prev = bkperf_rb_plan_activate(run->plan);
+	PG_TRY();
+	{
+		rb_apply_guarded(run);
+	}
+	PG_FINALLY();
+	{
+		bkperf_rb_plan_activate(prev);
+	}
+	PG_END_TRY();
+	bkperf_rb_plan_free(run->plan);
 	rb_history_phase(run, "applied_at");
-	rb_exec("DROP TABLE " RB_NET, 0, NULL, NULL, NULL, false, SPI_OK_UTILITY);
 	result = rb_summary(fcinfo, run);
 	return SPI_datumTransfer(result, false, -1);
 }

@@ -103,3 +103,20 @@ COMMENT ON FUNCTION @extschema@.list_snapshots(text, text) IS
     'A tenant''s snapshots, newest first, optionally of one type, with the number of completed rollbacks to each.';
 COMMENT ON FUNCTION @extschema@.rollback_history(text, integer) IS
     'A tenant''s rollbacks and dry runs, newest first.';
+
+/*
+ * The plan of the rollback running in this session (src/rollback_plan.c):
+ * per changed key of one table its earliest change after the target, of the
+ * keys present at the target (old_data is their image) or absent at it.
+ * The rollback's own statements read it; anywhere else it is an error.
+ * Left executable by PUBLIC: it only answers inside the caller's own
+ * rollback, with images of rows that rollback is writing.
+ */
+CREATE FUNCTION @extschema@.rollback_plan_rows(table_name text, present boolean,
+                                               OUT record_id jsonb, OUT old_data jsonb)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'bkperf_rollback_plan_rows'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT ROWS 10000;
+
+COMMENT ON FUNCTION @extschema@.rollback_plan_rows(text, boolean) IS
+    'Internal: the running rollback''s earliest change per key of one table (present or absent at the target); only answers inside a rollback.';
