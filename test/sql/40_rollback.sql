@@ -267,6 +267,30 @@ SELECT status, rows_deleted, rows_updated, rows_inserted
   FROM bkperf.rollback_to_snapshot('rb_m1', :snapm1);
 SELECT * FROM rb.mv ORDER BY id;
 
+-- A plan bigger than work_mem spills its row images to temporary files; the
+-- result is the same (keys changed twice included).
+CREATE TABLE rb.big (tenant text, id int PRIMARY KEY, payload text);
+SELECT bkperf.track_table('rb.big', 'tenant');
+INSERT INTO rb.big SELECT 'rb_s', g, md5(g::text) FROM generate_series(1, 3000) g;
+CREATE TABLE rb.big_copy AS SELECT * FROM rb.big;
+SELECT bkperf.create_snapshot('rb_s') AS snaps \gset
+UPDATE rb.big SET payload = 'changed ' || id WHERE id % 3 = 0;
+UPDATE rb.big SET payload = 'again' WHERE id % 6 = 0;
+DELETE FROM rb.big WHERE id % 5 = 0;
+INSERT INTO rb.big SELECT 'rb_s', g, 'new' FROM generate_series(3001, 4000) g;
+SELECT temp_files AS temp_files_before FROM pg_stat_database
+ WHERE datname = current_database() \gset
+SET work_mem = '64kB';
+SELECT status, rows_deleted, rows_updated, rows_inserted
+  FROM bkperf.rollback_to_snapshot('rb_s', :snaps);
+RESET work_mem;
+SELECT pg_stat_force_next_flush();
+SELECT pg_stat_clear_snapshot();
+SELECT temp_files > :temp_files_before AS spilled FROM pg_stat_database
+ WHERE datname = current_database();
+SELECT count(*) AS differing
+  FROM ((TABLE rb.big EXCEPT TABLE rb.big_copy) UNION ALL (TABLE rb.big_copy EXCEPT TABLE rb.big)) d;
+
 -- The plan is only readable by the rollback's own statements.
 SELECT * FROM bkperf.rollback_plan_rows('rb.nk', true);
 SELECT * FROM bkperf.rollback_plan_rows(NULL, true);
