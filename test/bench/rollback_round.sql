@@ -16,6 +16,14 @@ SELECT :'which' = 'rollback' AS is_rb \gset
 SELECT status FROM bkperf.rollback_to_snapshot('1',
     (SELECT max(snapshot_id) FROM bkperf.backup_pitr_snapshots WHERE tenant_id = '1')) \g /dev/null
 \else
+SELECT :'which' = 'bare_nocapture' AS no_capture \gset
+\if :no_capture
+-- Context only: the same DML with the capture triggers off (FK triggers stay).
+ALTER TABLE bench.parent DISABLE TRIGGER USER;
+ALTER TABLE bench.child DISABLE TRIGGER USER;
+ALTER TABLE bench.grandchild DISABLE TRIGGER USER;
+SELECT clock_timestamp() AS t0 \gset
+\endif
 INSERT INTO bench.parent AS t SELECT s.* FROM bench.s_parent s JOIN bench.k_upsert k ON k.tbl = 'parent' AND k.id = s.id
     ON CONFLICT (tenant, id) DO UPDATE SET name = EXCLUDED.name, qty = EXCLUDED.qty;
 INSERT INTO bench.child AS t SELECT s.* FROM bench.s_child s JOIN bench.k_upsert k ON k.tbl = 'child' AND k.id = s.id
