@@ -9,8 +9,9 @@
  *
  *	- every log row goes into a tuplestore of its table and kind (INSERT or
  *	  not) holding log_id, key hash, record_id and old_data; tuplestores
- *	  spill to temporary files beyond maintenance_work_mem, so the row images
- *	  never have to fit in memory;
+ *	  spill to temporary files beyond work_mem, so the row images never have
+ *	  to fit in memory (the hash below is in memory: about 100 bytes plus the
+ *	  record_id per changed key);
  *	- a hash table keyed by (table, record_id) keeps, per changed key, the
  *	  log_id of its earliest change and whether the key was present at the
  *	  target (that change was not an INSERT).  Keys compare as jsonb does

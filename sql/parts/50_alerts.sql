@@ -133,10 +133,13 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
 BEGIN
-    IF since IS NULL OR since < interval '0' THEN
+    IF since IS NULL THEN
+        RAISE EXCEPTION 'since must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF since < interval '0' THEN
         RAISE EXCEPTION 'since must be a non-negative interval'
             USING ERRCODE = 'invalid_parameter_value',
-                  DETAIL = pg_catalog.format('The value given was %s.', COALESCE(since::text, 'NULL'));
+                  DETAIL = pg_catalog.format('The value given was %s.', since);
     END IF;
     RETURN QUERY
     SELECT s.endpoint, s.requests, s.mean_ms, s.p[1], s.p[2], s.p[3], s.max_ms,
@@ -198,9 +201,12 @@ DECLARE
     v_alerts bigint;
     v_metrics bigint;
 BEGIN
-    IF alerts_older_than IS NULL OR metrics_older_than IS NULL
-       OR alerts_older_than < interval '0' OR metrics_older_than < interval '0' THEN
-        RAISE EXCEPTION 'retention intervals must be non-negative and not NULL'
+    IF alerts_older_than IS NULL OR metrics_older_than IS NULL THEN
+        RAISE EXCEPTION 'retention intervals must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF alerts_older_than < interval '0' OR metrics_older_than < interval '0' THEN
+        RAISE EXCEPTION 'retention intervals must be non-negative'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     DELETE FROM @extschema@.system_alerts a

@@ -208,8 +208,10 @@ DELETE FROM cap_notes;
 INSERT INTO cap_big VALUES (9007199254740993, 1, 'big');
 SELECT * FROM cap_log(:mark);
 
--- A key or tenant that changes only in its bytes (numeric scale) keeps the
--- row's identity: one UPDATE row, not a DELETE and an INSERT.
+-- A key that changes only in its bytes (numeric scale) keeps the row's
+-- identity: one UPDATE row, not a DELETE and an INSERT.  The tenant is its
+-- text output, so numeric tenant 1 becoming 1.0 is a move from tenant '1' to
+-- tenant '1.0' (DELETE and INSERT), as for any tenant change.
 CREATE TABLE cap_num (tenant numeric, id numeric PRIMARY KEY, v int);
 SELECT bkperf.track_table('cap_num', 'tenant');
 INSERT INTO cap_num VALUES (1, 1.0, 1);

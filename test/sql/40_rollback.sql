@@ -267,8 +267,9 @@ SELECT status, rows_deleted, rows_updated, rows_inserted
   FROM bkperf.rollback_to_snapshot('rb_m1', :snapm1);
 SELECT * FROM rb.mv ORDER BY id;
 
--- A plan bigger than work_mem spills its row images to temporary files; the
--- result is the same (keys changed twice included).
+-- With work_mem at its minimum the plan's row images (and the apply
+-- statements' intermediate results) spill to temporary files; the result is
+-- the same, rows changed twice included.
 CREATE TABLE rb.big (tenant text, id int PRIMARY KEY, payload text);
 SELECT bkperf.track_table('rb.big', 'tenant');
 INSERT INTO rb.big SELECT 'rb_s', g, md5(g::text) FROM generate_series(1, 3000) g;

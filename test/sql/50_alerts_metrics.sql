@@ -85,7 +85,9 @@ SELECT endpoint, requests, max_ms, round(error_ratio::numeric, 4) AS error_ratio
 SELECT endpoint, requests, round(p50_ms::numeric, 3) AS p50, round(p95_ms::numeric, 3) AS p95
   FROM bkperf.performance_summary('1 hour')
  WHERE endpoint LIKE '/alerts/%' ORDER BY endpoint;
+\set VERBOSITY sqlstate
 SELECT * FROM bkperf.performance_summary(NULL);
+\set VERBOSITY default
 SELECT * FROM bkperf.performance_summary('-1 hour');
 
 -- Pruning: only rows older than the given ages go.
@@ -100,7 +102,9 @@ SELECT count(*) FILTER (WHERE tenant_id = 'alerts_m3') AS old_alerts_left,
 SELECT count(*) FILTER (WHERE endpoint = '/alerts/old') AS old_metrics_left,
        count(*) FILTER (WHERE endpoint = '/alerts/pct') AS recent_metrics_left
   FROM bkperf.performance_metrics;
+\set VERBOSITY sqlstate
 SELECT * FROM bkperf.prune_alerts(NULL);
+\set VERBOSITY default
 SELECT * FROM bkperf.prune_alerts('1 day', '-1 day');
 
 REVOKE ALL ON bkperf.performance_metrics FROM regress_alerts_reporter;
