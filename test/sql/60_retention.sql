@@ -2,6 +2,9 @@
 -- 200 days, gaps, failures, pinned backups, incremental chains, the
 -- redundancy guard; dry run changes nothing; bad arguments.
 \set VERBOSITY terse
+-- generate_series over timestamptz steps in the session time zone: UTC, so
+-- that the series does not cross a daylight saving change.
+SET timezone = 'UTC';
 
 -- A completed job of tenant t finished at a fixed UTC day and hour (test only),
 -- so buckets do not depend on when the test runs: ages are relative to a
