@@ -135,8 +135,11 @@ isnt($ret, 0, 'slow_queries() fails without preload');
 like($stderr, qr/55000: bkperf\.slow_queries\(\) requires bkperf to be loaded via shared_preload_libraries/,
 	'object_not_in_prerequisite_state');
 like($stderr, qr/HINT:  Add bkperf to shared_preload_libraries/, 'with a hint');
-($ret, $stdout, $stderr) = $node->psql('postgres', 'SELECT bkperf.flush_alerts()');
+($ret, $stdout, $stderr) = $node->psql('postgres',
+	"\\set VERBOSITY verbose\nSELECT bkperf.flush_alerts()");
 isnt($ret, 0, 'flush_alerts() fails without preload');
+like($stderr, qr/55000: bkperf\.flush_alerts\(\) requires bkperf to be loaded via shared_preload_libraries/,
+	'flush_alerts(): object_not_in_prerequisite_state');
 is( $node->safe_psql(
 		'postgres',
 		"INSERT INTO bkperf.performance_metrics (tenant_id, endpoint, response_time_ms)
