@@ -5,9 +5,13 @@ EXTVERSION = $(shell sed -n "s/^default_version[[:space:]]*=[[:space:]]*'\([^']*
 MODULE_big = bkperf
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 
-# The install script is concatenated from sql/parts/, one object family per file.
+# The current version's install script is concatenated from sql/parts/, one
+# object family per file.  Shipped versions are frozen: sql/bkperf--1.0.sql is
+# the 1.0 script exactly as released, and each later change is an upgrade
+# script sql/bkperf--X--Y.sql (a test proves old + update == fresh install).
 SQL_PARTS = $(sort $(wildcard sql/parts/*.sql))
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
+DATA = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*.sql))
 
 PG_CPPFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Isrc
 
