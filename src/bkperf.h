@@ -98,19 +98,49 @@ extern void bkperf_rb_plan_free(BkperfRbPlan *plan);
 #include "nodes/execnodes.h"
 #include "utils/jsonb.h"
 
-/* How capture_json.c turns a column's values into jsonb (as to_jsonb does). */
+/*
+ * How capture_json.c turns a value into a jsonb image.  The image is exact:
+ * decoding it (rollback_image.c) under any session settings gives a value
+ * with the same text output.  Where jsonb holds a value exactly it is
+ * readable jsonb; otherwise it is the type's text output under fixed
+ * settings (bkperf_settings_fix) as a JSON string.
+ */
 typedef enum CaptureJsonKind
 {
 	CJ_DROPPED,					/* dropped column: never imaged */
 	CJ_BOOL,					/* true/false */
 	CJ_INT,						/* int2/int4/int8: a number */
 	CJ_NUMERIC,					/* numeric: a number, NaN/Infinity a string */
-	CJ_FLOAT,					/* float4/float8: via output, as to_jsonb */
-	CJ_DATETIME,				/* date/timestamp/timestamptz: ISO string */
+	CJ_FLOAT,					/* float4/float8: shortest exact number;
+								 * -0, NaN, Infinity a string */
+	CJ_MONEY,					/* money: a number, amount / 100 */
 	CJ_TEXT,					/* text/varchar/bpchar: the bytes */
-	CJ_STRING,					/* anything else scalar: its output */
-	CJ_NESTED					/* array/composite/json/jsonb/cast: to_jsonb */
+	CJ_JSON,					/* json: its exact text as a string */
+	CJ_STRING,					/* anything else scalar: fixed-settings output */
+	CJ_JSONB,					/* jsonb: the value itself */
+	CJ_ARRAY,					/* array: a JSON array, or its text when its
+								 * bounds are not 1 or its elements nest */
+	CJ_RECORD					/* composite: an object by attribute name */
 } CaptureJsonKind;
+
+/* How values of one type (a column's, or nested in one) are imaged. */
+typedef struct CaptureJsonType
+{
+	CaptureJsonKind kind;
+	Oid			typid;			/* base type */
+	FmgrInfo	outfn;			/* output function of the base type */
+	/* CJ_ARRAY */
+	struct CaptureJsonType *elem;
+	int16		elmlen;
+	bool		elmbyval;
+	char		elmalign;
+	bool		astext;			/* elements are arrays or json: always text */
+	/* CJ_RECORD: attribute types of the composite, rebuilt when it changes */
+	uint64		tupdesc_id;
+	TupleDesc	tupdesc;
+	struct CaptureJsonType **atts;	/* NULL for dropped attributes */
+	MemoryContext cxt;			/* where this lives */
+} CaptureJsonType;
 
 /* Per-statement type information of one column of a captured relation. */
 typedef struct CaptureJsonColumn
@@ -118,10 +148,8 @@ typedef struct CaptureJsonColumn
 	AttrNumber	attnum;
 	const char *name;
 	int			namelen;
-	CaptureJsonKind kind;
-	Oid			typid;			/* base type */
-	FmgrInfo	outfn;			/* output function of the base type */
-	FmgrInfo	tojsonb;		/* to_jsonb for CJ_NESTED */
+	CaptureJsonKind kind;		/* type->kind, or CJ_DROPPED */
+	CaptureJsonType *type;
 } CaptureJsonColumn;
 
 /* An object image (row or key): its columns in jsonb key order. */
@@ -129,7 +157,8 @@ typedef struct CaptureJsonShape
 {
 	int			ncols;
 	CaptureJsonColumn **cols;
-	bool		nested;			/* some column is CJ_NESTED */
+	bool		nested;			/* some column is pushed, not a scalar */
+	bool		fixed;			/* some column needs bkperf_settings_fix */
 	JsonbPair  *pairs;			/* keys filled in once, values per row */
 } CaptureJsonShape;
 
@@ -139,6 +168,42 @@ extern CaptureJsonShape *capture_json_shape(CaptureJsonColumn *cols, int natts,
 											int nattnums);
 extern Jsonb *capture_json_build(CaptureJsonShape *shape, TupleTableSlot *slot);
 extern Datum capture_json_text(CaptureJsonColumn *col, Datum value);
+
+/*
+ * The session settings that change built-in types' text input or output
+ * (DateStyle, IntervalStyle, TimeZone, extra_float_digits, bytea_output,
+ * xmloption), saved while bkperf_settings_fix holds them at fixed values.
+ * Restore in PG_FINALLY.
+ */
+typedef struct BkperfSettings
+{
+	int			datestyle;
+	int			dateorder;
+	int			intervalstyle;
+	int			extra_float_digits;
+	int			bytea_output;
+	int			xmloption;
+	struct pg_tz *timezone;
+} BkperfSettings;
+
+extern void bkperf_settings_fix(BkperfSettings *saved);
+extern void bkperf_settings_restore(const BkperfSettings *saved);
+
+/* ---- decoder of logged images (rollback_image.c) ---- */
+
+typedef struct BkperfImageDecoder BkperfImageDecoder;
+
+/* Decoder of logged images into rows of desc (a table's row type), allocated in CurrentMemoryContext. */
+extern BkperfImageDecoder *bkperf_image_decoder(TupleDesc desc);
+
+/* Decode image into values/nulls (desc order). keys[i] is the image key attribute i is read from
+   (NULL: skip attribute i, leaving it null). absent[i] is set when keys[i] is not in the image
+   (values/nulls then null). Returns true when any attribute was absent. */
+extern bool bkperf_image_decode(BkperfImageDecoder *d, Jsonb *image, const char *const *keys,
+								Datum *values, bool *nulls, bool *absent);
+
+/* The value of attribute i from its text form (type input function, typmod applied). */
+extern Datum bkperf_image_decode_text(BkperfImageDecoder *d, int i, const char *text);
 
 /* Operations of log rows. */
 typedef enum CaptureOp
