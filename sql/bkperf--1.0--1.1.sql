@@ -18,3 +18,494 @@ AS 'MODULE_PATHNAME', 'bkperf_image_record';
 
 COMMENT ON FUNCTION @extschema@.image_record(jsonb, anyelement) IS
 'A logged row image (old_data or new_data) decoded into the row type of proto (NULL::table_name) by its current column names, as a rollback restores it; keys missing from the image give NULL.';
+-- ---------------------------------------------------------------------
+-- Exact and safe rollback (issue 10): table identity, column changes,
+-- partitions, rollback scope.
+-- ---------------------------------------------------------------------
+
+-- A tracked table's identity in the log: survives renames, schema moves
+-- and dump/restore.
+CREATE SEQUENCE @extschema@.tracked_tables_table_id_seq AS bigint;
+ALTER TABLE @extschema@.tracked_tables
+    ADD COLUMN table_id bigint NOT NULL DEFAULT nextval('@extschema@.tracked_tables_table_id_seq'),
+    ADD COLUMN column_map jsonb NOT NULL DEFAULT '{}',
+    ADD CONSTRAINT tracked_tables_table_id_key UNIQUE (table_id);
+ALTER SEQUENCE @extschema@.tracked_tables_table_id_seq
+    OWNED BY @extschema@.tracked_tables.table_id;
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.tracked_tables_table_id_seq', '');
+
+ALTER TABLE @extschema@.backup_transaction_logs ADD COLUMN table_id bigint;
+-- Rows logged by 1.0 carry the table's name at the time: match them to the
+-- table tracked under that name (1.0 kept tracked_tables.table_name as
+-- tracked, so rows logged after a rename stay unmatched, as 1.0 ignored them).
+UPDATE @extschema@.backup_transaction_logs l
+   SET table_id = t.table_id
+  FROM @extschema@.tracked_tables t
+ WHERE l.table_name OPERATOR(pg_catalog.=) t.table_name AND l.table_id IS NULL;
+
+CREATE TABLE @extschema@.tracked_column_changes (
+    table_id        bigint NOT NULL,
+    log_mark        bigint NOT NULL,
+    change          text NOT NULL,
+    old_name        name,
+    new_name        name NOT NULL,
+    added_value     text,
+    added_value_known boolean NOT NULL DEFAULT true,
+    changed_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CONSTRAINT tracked_column_changes_pkey PRIMARY KEY (table_id, log_mark, new_name),
+    CONSTRAINT tracked_column_changes_change_check CHECK
+        (change IN ('rename', 'add') AND (change = 'add') = (old_name IS NULL))
+);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.tracked_column_changes', '');
+COMMENT ON TABLE @extschema@.tracked_column_changes IS
+    'Columns of tracked tables renamed or added since tracking: how older log images map onto today''s columns.';
+
+ALTER TABLE @extschema@.backup_pitr_rollback_history ADD COLUMN skipped_tables jsonb;
+
+/*
+ * The names of a table's live columns by attnum, with the table's OID:
+ * {"oid": 16384, "cols": {"1": "id", "2": "tenant", ...}}.  A stored map
+ * whose OID differs from the table's comes from before a dump and restore
+ * (which renumbers columns): it is replaced, not compared.
+ */
+CREATE FUNCTION @extschema@.column_map(rel regclass)
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.jsonb_build_object('oid', rel::pg_catalog.oid,
+               'cols', COALESCE(pg_catalog.jsonb_object_agg(a.attnum, a.attname), '{}'))
+      FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid OPERATOR(pg_catalog.=) rel AND a.attnum OPERATOR(pg_catalog.>) 0
+       AND NOT a.attisdropped
+$$;
+
+/*
+ * Record the columns of tracked table rel renamed or added since its stored
+ * column map (tracked_column_changes), keep its tenant and key column names
+ * current, and store the new map.  Returns true when the tenant or a key
+ * column was renamed (the capture triggers name them in their arguments).
+ */
+CREATE FUNCTION @extschema@.capture_sync_columns(rel regclass)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_t     @extschema@.tracked_tables;
+    v_cur   jsonb := @extschema@.column_map(rel);
+    v_mark  bigint;
+    v_moved boolean := false;
+    r       record;
+BEGIN
+    SELECT * INTO STRICT v_t FROM @extschema@.tracked_tables t WHERE t.relid = rel;
+    IF v_t.column_map = v_cur THEN
+        RETURN false;
+    END IF;
+    IF v_t.column_map->'oid' = v_cur->'oid' THEN
+        -- Taken under the DDL's ACCESS EXCLUSIVE lock: every image logged
+        -- before it has a smaller log_id, every later one a larger.
+        v_mark := pg_catalog.nextval('@extschema@.backup_transaction_logs_log_id_seq');
+        FOR r IN SELECT c.key AS attnum, c.value OPERATOR(pg_catalog.#>>) '{}' AS name,
+                        v_t.column_map->'cols' OPERATOR(pg_catalog.->>) c.key AS was,
+                        a.atthasmissing, a.atthasdef, a.attgenerated,
+                        (a.attmissingval::pg_catalog.text::pg_catalog.text[])[1] AS missing
+                   FROM pg_catalog.jsonb_each(v_cur->'cols') c
+                   JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) rel
+                    AND a.attnum OPERATOR(pg_catalog.=) c.key::pg_catalog.int2
+        LOOP
+            IF r.was IS NULL AND r.attgenerated OPERATOR(pg_catalog.=) '' THEN
+                INSERT INTO @extschema@.tracked_column_changes
+                       (table_id, log_mark, change, new_name, added_value, added_value_known)
+                VALUES (v_t.table_id, v_mark, 'add', r.name, r.missing,
+                        r.atthasmissing OR NOT r.atthasdef);
+            ELSIF r.was OPERATOR(pg_catalog.<>) r.name THEN
+                INSERT INTO @extschema@.tracked_column_changes
+                       (table_id, log_mark, change, old_name, new_name)
+                VALUES (v_t.table_id, v_mark, 'rename', r.was, r.name);
+                IF v_t.tenant_column OPERATOR(pg_catalog.=) r.was THEN
+                    v_t.tenant_column := r.name;
+                    v_moved := true;
+                END IF;
+                IF r.was OPERATOR(pg_catalog.=) ANY (v_t.key_columns) THEN
+                    v_t.key_columns := pg_catalog.array_replace(v_t.key_columns, r.was::name, r.name::name);
+                    v_moved := true;
+                END IF;
+            END IF;
+        END LOOP;
+    END IF;
+    UPDATE @extschema@.tracked_tables t
+       SET column_map = v_cur, tenant_column = v_t.tenant_column, key_columns = v_t.key_columns
+     WHERE t.relid = rel;
+    RETURN v_moved;
+END
+$$;
+
+/*
+ * Give every partition in the tracked tree that contains rel (as the root,
+ * a partition or a new partition) the capture triggers it lacks.
+ */
+CREATE FUNCTION @extschema@.capture_sync_partitions_of(rel regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_rel    regclass;
+    v_root   regclass;
+    v_tenant name;
+    v_mode   text;
+    v_keys   name[];
+BEGIN
+    FOR v_rel, v_root, v_tenant, v_mode, v_keys IN
+        SELECT DISTINCT c.oid::pg_catalog.regclass, t.relid, t.tenant_column, t.capture_mode,
+               t.key_columns
+          FROM (SELECT rel::pg_catalog.oid AS relid
+                UNION SELECT x.relid FROM pg_catalog.pg_partition_ancestors(rel) x) a
+          JOIN @extschema@.tracked_tables t ON t.relid::pg_catalog.oid OPERATOR(pg_catalog.=) a.relid
+          JOIN pg_catalog.pg_partition_tree(t.relid) p ON true
+          JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relid
+         WHERE c.relkind IN ('r', 'p')
+           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g
+                            WHERE g.tgrelid OPERATOR(pg_catalog.=) c.oid
+                              AND g.tgname OPERATOR(pg_catalog.=) 'bkperf_capture_insert')
+    LOOP
+        PERFORM @extschema@.capture_triggers_create(v_rel, v_root, v_tenant, v_mode, v_keys);
+    END LOOP;
+END
+$$;
+
+/*
+ * Create the capture triggers of one table (rel itself or one of its
+ * partitions), logging changes as changes of rel (tracked_tables.table_id).
+ */
+CREATE OR REPLACE FUNCTION @extschema@.capture_triggers_create(part regclass, rel regclass,
+                                                    tenant_column name, capture text,
+                                                    keys name[])
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_args text;
+    v_id   bigint;
+BEGIN
+    SELECT t.table_id INTO STRICT v_id FROM @extschema@.tracked_tables t WHERE t.relid = rel;
+    -- '#' marks the 1.1 argument format (1.0 passed the table's OID).
+    v_args := pg_catalog.format('%L, %L, %L', '#' OPERATOR(pg_catalog.||) v_id, tenant_column, capture)
+           || (SELECT pg_catalog.string_agg(pg_catalog.format(', %L', k), '' ORDER BY o)
+                 FROM pg_catalog.unnest(keys) WITH ORDINALITY u(k, o));
+    EXECUTE pg_catalog.format(
+        'CREATE TRIGGER bkperf_capture_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS bkperf_new '
+        'FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.capture(%s)', part, v_args);
+    EXECUTE pg_catalog.format(
+        'CREATE TRIGGER bkperf_capture_update AFTER UPDATE ON %s REFERENCING OLD TABLE AS bkperf_old '
+        'NEW TABLE AS bkperf_new FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.capture(%s)', part, v_args);
+    EXECUTE pg_catalog.format(
+        'CREATE TRIGGER bkperf_capture_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS bkperf_old '
+        'FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.capture(%s)', part, v_args);
+    EXECUTE pg_catalog.format(
+        'CREATE TRIGGER bkperf_capture_truncate BEFORE TRUNCATE ON %s '
+        'FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.capture_truncate()', part);
+END
+$$;
+
+/*
+ * The work of track_table, run as the extension owner by the C entry point
+ * once it has checked that the caller owns the table.  Not for PUBLIC.
+ */
+CREATE OR REPLACE FUNCTION @extschema@.track_table_apply(rel regclass, tenant_column name,
+                                              capture text, caller text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_nsp   name;
+    v_name  name;
+    v_kind  "char";
+    v_keys  name[];
+    v_part  regclass;
+BEGIN
+    SELECT n.nspname, c.relname, c.relkind INTO v_nsp, v_name, v_kind
+      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.oid = rel;
+    IF v_nsp = '@extschema@' THEN
+        RAISE EXCEPTION 'cannot track table % of the bkperf extension', rel
+              USING ERRCODE = 'feature_not_supported',
+                    DETAIL = 'The extension''s own tables are not application tables.';
+    END IF;
+    IF v_kind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '% is not a table', rel
+              USING ERRCODE = 'wrong_object_type',
+                    DETAIL = 'Only ordinary and partitioned tables can be tracked.';
+    END IF;
+    IF (SELECT c.relispartition FROM pg_catalog.pg_class c WHERE c.oid = rel) THEN
+        RAISE EXCEPTION 'cannot track partition % on its own', rel
+              USING ERRCODE = 'feature_not_supported',
+                    DETAIL = 'Changes made through its partitioned parent would not be captured.',
+                    HINT = pg_catalog.format('Track the partition root %s: its partitions are captured with it.',
+                                             (SELECT x.relid FROM pg_catalog.pg_partition_ancestors(rel) x
+                                               ORDER BY x.level DESC LIMIT 1));
+    END IF;
+    IF capture NOT IN ('full', 'undo') THEN
+        RAISE EXCEPTION 'invalid capture mode "%"', capture
+              USING ERRCODE = 'invalid_parameter_value',
+                    HINT = 'Use ''full'' (old and new rows) or ''undo'' (what rollback needs).';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+                    WHERE a.attrelid = rel AND a.attname = tenant_column
+                      AND a.attnum > 0 AND NOT a.attisdropped) THEN
+        RAISE EXCEPTION 'column "%" of table % does not exist', tenant_column, rel
+              USING ERRCODE = 'undefined_column',
+                    HINT = 'Name the column that holds the tenant of each row.';
+    END IF;
+    -- The key: the primary key, else the replica identity index.
+    SELECT pg_catalog.array_agg(a.attname ORDER BY k.ord) INTO v_keys
+      FROM pg_catalog.pg_index i
+     CROSS JOIN LATERAL pg_catalog.unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
+      JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+     WHERE i.indexrelid = (SELECT i2.indexrelid FROM pg_catalog.pg_index i2
+                            WHERE i2.indrelid = rel AND (i2.indisprimary OR i2.indisreplident)
+                            ORDER BY i2.indisprimary DESC LIMIT 1);
+    IF v_keys IS NULL THEN
+        RAISE EXCEPTION 'table % has no primary key', rel
+              USING ERRCODE = 'object_not_in_prerequisite_state',
+                    DETAIL = 'The change log identifies rows by their key.',
+                    HINT = 'Add a primary key, or set REPLICA IDENTITY USING INDEX on a unique index of NOT NULL columns.';
+    END IF;
+
+    -- Re-tracking keeps tracked_at (the table's log floor) and table_id.
+    INSERT INTO @extschema@.tracked_tables AS t
+           (relid, table_name, tenant_column, key_columns, capture_mode, tracked_by, column_map)
+    VALUES (rel, pg_catalog.format('%I.%I', v_nsp, v_name), tenant_column, v_keys, capture, caller,
+            @extschema@.column_map(rel))
+    ON CONFLICT (relid) DO UPDATE
+       SET table_name = excluded.table_name, tenant_column = excluded.tenant_column,
+           key_columns = excluded.key_columns, capture_mode = excluded.capture_mode;
+    IF (SELECT t.column_map FROM @extschema@.tracked_tables t WHERE t.relid = rel)
+       IS DISTINCT FROM @extschema@.column_map(rel) THEN
+        PERFORM @extschema@.capture_sync_columns(rel);
+    END IF;
+
+    -- The table and every partition below it: statement triggers of a parent
+    -- do not fire for DML aimed at a partition.
+    FOR v_part IN SELECT c.oid::pg_catalog.regclass FROM pg_catalog.pg_class c
+                   WHERE c.relkind IN ('r', 'p')
+                     AND (c.oid = rel OR c.oid IN (SELECT t.relid FROM pg_catalog.pg_partition_tree(rel) t))
+    LOOP
+        PERFORM @extschema@.capture_triggers_drop(v_part);
+        PERFORM @extschema@.capture_triggers_create(v_part, rel, tenant_column, capture, v_keys);
+    END LOOP;
+
+    -- Today's change-log partition (and the following days') exists before
+    -- the first change is captured, so rows do not land in the default one.
+    -- Only now: its DDL fires capture_sync_partitions(), which drops the
+    -- capture triggers of tables not (yet) in tracked_tables.
+    PERFORM @extschema@.ensure_log_partitions();
+END
+$$;
+
+/*
+ * The work of untrack_table, run as the extension owner once the C entry
+ * point has checked that the caller owns the table.  Not for PUBLIC.
+ */
+CREATE OR REPLACE FUNCTION @extschema@.untrack_table_apply(rel regclass, caller text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_part regclass;
+BEGIN
+    DELETE FROM @extschema@.tracked_tables WHERE relid = rel;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table % is not tracked', rel
+              USING ERRCODE = 'undefined_object',
+                    HINT = 'bkperf.tracked_tables lists the tracked tables.';
+    END IF;
+    FOR v_part IN SELECT c.oid::pg_catalog.regclass FROM pg_catalog.pg_class c
+                   WHERE c.relkind IN ('r', 'p')
+                     AND (c.oid = rel OR c.oid IN (SELECT t.relid FROM pg_catalog.pg_partition_tree(rel) t))
+    LOOP
+        PERFORM @extschema@.capture_triggers_drop(v_part);
+    END LOOP;
+    -- A partition (tracked on its own under 1.0) of a tracked table goes on
+    -- being captured as part of that table.
+    PERFORM @extschema@.capture_sync_partitions_of(rel);
+END
+$$;
+
+/*
+ * ddl_command_end event trigger for CREATE TABLE, ALTER TABLE and ALTER
+ * SCHEMA:
+ *  - a tracked table attached as a partition of an untracked table is
+ *    refused (changes through that parent would not be captured);
+ *  - tracked tables' names (table_name) follow renames and schema moves;
+ *  - renamed and added columns of tracked tables are recorded
+ *    (capture_sync_columns), and capture triggers follow renamed tenant or
+ *    key columns;
+ *  - partitions created in or attached to a tracked table get the capture
+ *    triggers, and a table detached from one loses them.
+ */
+CREATE OR REPLACE FUNCTION @extschema@.capture_sync_partitions()
+RETURNS event_trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_rel       regclass;
+    v_root      regclass;
+BEGIN
+    IF pg_catalog.to_regclass('@extschema@.tracked_tables') IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT t.relid, x.relid INTO v_rel, v_root
+      FROM @extschema@.tracked_tables t
+      JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relid AND c.relispartition
+     CROSS JOIN LATERAL (SELECT a.relid FROM pg_catalog.pg_partition_ancestors(t.relid) a
+                          ORDER BY a.level DESC LIMIT 1) x
+     WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_partition_ancestors(t.relid) a
+                         JOIN @extschema@.tracked_tables p ON p.relid OPERATOR(pg_catalog.=) a.relid
+                        WHERE a.relid OPERATOR(pg_catalog.<>) t.relid)
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'tracked table % cannot become a partition of untracked table %', v_rel, v_root
+              USING ERRCODE = 'feature_not_supported',
+                    DETAIL = 'Changes made through the partitioned parent would not be captured.',
+                    HINT = pg_catalog.format('Track %s first (bkperf.track_table), or untrack %s.', v_root, v_rel);
+    END IF;
+
+    UPDATE @extschema@.tracked_tables t
+       SET table_name = pg_catalog.format('%I.%I', n.nspname, c.relname)
+      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+     WHERE c.oid OPERATOR(pg_catalog.=) t.relid
+       AND t.table_name OPERATOR(pg_catalog.<>) pg_catalog.format('%I.%I', n.nspname, c.relname);
+
+    FOR v_rel IN
+        SELECT DISTINCT t.relid
+          FROM pg_catalog.pg_event_trigger_ddl_commands() d
+          JOIN @extschema@.tracked_tables t ON t.relid::pg_catalog.oid OPERATOR(pg_catalog.=) d.objid
+         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+    LOOP
+        IF @extschema@.capture_sync_columns(v_rel) THEN
+            FOR v_root IN SELECT c.oid FROM pg_catalog.pg_class c
+                           WHERE c.relkind IN ('r', 'p')
+                             AND (c.oid OPERATOR(pg_catalog.=) v_rel
+                                  OR c.oid IN (SELECT p.relid FROM pg_catalog.pg_partition_tree(v_rel) p))
+            LOOP
+                PERFORM @extschema@.capture_triggers_drop(v_root);
+            END LOOP;
+        END IF;
+    END LOOP;
+
+    -- Partitions of tracked tables without capture triggers.
+    FOR v_rel IN
+        SELECT DISTINCT d.objid::pg_catalog.regclass
+          FROM pg_catalog.pg_event_trigger_ddl_commands() d
+         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+           AND d.objsubid OPERATOR(pg_catalog.=) 0
+           AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+                        WHERE c.oid OPERATOR(pg_catalog.=) d.objid AND c.relkind IN ('r', 'p'))
+    LOOP
+        PERFORM @extschema@.capture_sync_partitions_of(v_rel);
+    END LOOP;
+    -- Tables with capture triggers that are no longer in a tracked tree.
+    FOR v_rel IN
+        SELECT g.tgrelid::pg_catalog.regclass FROM pg_catalog.pg_trigger g
+         WHERE g.tgname OPERATOR(pg_catalog.=) 'bkperf_capture_insert'
+           AND g.tgfoid OPERATOR(pg_catalog.=) '@extschema@.capture()'::pg_catalog.regprocedure
+           AND NOT EXISTS (SELECT 1 FROM @extschema@.tracked_tables t
+                            WHERE t.relid::pg_catalog.oid OPERATOR(pg_catalog.=) g.tgrelid
+                               OR t.relid IN (SELECT x.relid
+                                                FROM pg_catalog.pg_partition_ancestors(g.tgrelid) x))
+    LOOP
+        PERFORM @extschema@.capture_triggers_drop(v_rel);
+    END LOOP;
+END
+$$;
+
+DROP EVENT TRIGGER bkperf_capture_sync_partitions;
+CREATE EVENT TRIGGER bkperf_capture_sync_partitions ON ddl_command_end
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'ALTER SCHEMA')
+    EXECUTE FUNCTION @extschema@.capture_sync_partitions();
+
+REVOKE ALL ON FUNCTION @extschema@.capture_sync_partitions_of(regclass) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.capture_sync_columns(regclass) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.capture_sync_partitions_of(regclass) IS
+    'Internal: gives the partitions of the tracked tree containing a table the capture triggers they lack.';
+COMMENT ON FUNCTION @extschema@.capture_sync_columns(regclass) IS
+    'Internal: records renamed and added columns of a tracked table in tracked_column_changes.';
+COMMENT ON FUNCTION @extschema@.column_map(regclass) IS
+    'The names of a table''s live columns by attnum, with its OID: what capture_sync_columns compares.';
+COMMENT ON FUNCTION @extschema@.capture_sync_partitions() IS
+    'ddl_command_end event trigger: gives new partitions of tracked tables the capture triggers, takes them from detached ones.';
+
+-- Today's column names of every tracked table, and its capture triggers
+-- with the 1.1 arguments (the table_id instead of the OID).
+UPDATE @extschema@.tracked_tables t
+   SET column_map = @extschema@.column_map(t.relid),
+       table_name = pg_catalog.format('%I.%I', n.nspname, c.relname)
+  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+ WHERE c.oid OPERATOR(pg_catalog.=) t.relid;
+SELECT @extschema@.capture_triggers_drop(p.relid),
+       @extschema@.capture_triggers_create(p.relid, t.relid, t.tenant_column, t.capture_mode, t.key_columns)
+  FROM @extschema@.tracked_tables t
+ CROSS JOIN LATERAL pg_catalog.pg_partition_tree(t.relid) p
+  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relid AND c.relkind IN ('r', 'p')
+ ORDER BY p.relid;
+
+-- The rollback plan is served decoded, as rows of the table restored.
+DROP FUNCTION @extschema@.rollback_plan_rows(text, boolean);
+/*
+ * The plan of the rollback running in this session (src/rollback_plan.c):
+ * per changed key of one table its earliest change after the target,
+ * decoded into rows of that table (proto's type): the images of the keys
+ * present at the target, or the keys (other columns NULL) of those absent
+ * at it.  The rollback's own statements read it; anywhere else it is an
+ * error, and inside a rollback it answers only for the table being
+ * restored, to that table's owner.  Left executable by PUBLIC: the apply
+ * runs as each table's owner.
+ */
+CREATE FUNCTION @extschema@.rollback_plan_rows(table_key text, present boolean, proto anyelement)
+RETURNS SETOF anyelement
+AS 'MODULE_PATHNAME', 'bkperf_rollback_plan_rows'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT ROWS 10000;
+
+COMMENT ON FUNCTION @extschema@.rollback_plan_rows(text, boolean, anyelement) IS
+    'Internal: the running rollback''s earliest change per key of the table being restored, as rows of that table; only answers inside a rollback.';
+
+/*
+ * The same rollbacks restricted to an explicit list of tables (each tracked
+ * and owned by the caller), also returning the tracked tables left outside
+ * the scope: {"schema.table": "reason"}.
+ */
+CREATE FUNCTION @extschema@.rollback_to_snapshot(tenant text, snapshot_id bigint,
+                                                 dry_run boolean, tables regclass[],
+                                                 OUT rollback_id bigint, OUT status text,
+                                                 OUT tables integer, OUT rows_deleted bigint,
+                                                 OUT rows_updated bigint, OUT rows_inserted bigint,
+                                                 OUT duration_ms double precision, OUT error text,
+                                                 OUT skipped_tables jsonb)
+RETURNS record
+AS 'MODULE_PATHNAME', 'bkperf_rollback_to_snapshot'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT;
+
+CREATE FUNCTION @extschema@.rollback_to_time(tenant text, target timestamptz,
+                                             dry_run boolean, tables regclass[],
+                                             OUT rollback_id bigint, OUT status text,
+                                             OUT tables integer, OUT rows_deleted bigint,
+                                             OUT rows_updated bigint, OUT rows_inserted bigint,
+                                             OUT duration_ms double precision, OUT error text,
+                                             OUT skipped_tables jsonb)
+RETURNS record
+AS 'MODULE_PATHNAME', 'bkperf_rollback_to_time'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT;
+
+REVOKE ALL ON FUNCTION @extschema@.rollback_to_snapshot(text, bigint, boolean, regclass[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.rollback_to_time(text, timestamptz, boolean, regclass[]) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.rollback_to_snapshot(text, bigint, boolean, regclass[]) IS
+    'Restores the tenant''s rows in the listed tables to what the snapshot saw; returns the summary and the tracked tables left outside the scope.';
+COMMENT ON FUNCTION @extschema@.rollback_to_time(text, timestamptz, boolean, regclass[]) IS
+    'Restores the tenant''s rows in the listed tables to their state at the target time; returns the summary and the tracked tables left outside the scope.';

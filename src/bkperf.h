@@ -12,6 +12,8 @@
 #include "postgres.h"
 
 #include "executor/execdesc.h"
+#include "utils/jsonb.h"
+#include "utils/relcache.h"
 #include "utils/timestamp.h"
 
 /*
@@ -42,6 +44,22 @@ extern void bkperf_require_one_of(const char *value, const char *const *allowed,
 								  int nallowed, const char *what);
 extern void bkperf_require_arg(FunctionCallInfo fcinfo, int argno,
 							   const char *argname);
+extern void bkperf_spi_exec(const char *sql, int nargs, Oid *types,
+							Datum *values, const char *nulls, int expect);
+extern int64 bkperf_spi_int64(int col);
+
+/* capture_track.c: the tracked tables, under their identity. */
+typedef struct BkperfTracked
+{
+	Oid			relid;
+	int64		table_id;		/* the identity log rows carry */
+	char	   *tenant_column;
+	int			nkeys;
+	char	  **key_columns;
+	TimestampTz tracked_at;		/* the table's log floor */
+} BkperfTracked;
+
+extern BkperfTracked *bkperf_tracked_tables(int *ntables);
 
 /* One table of a foreign-key restore order (fkorder.c). */
 typedef struct BkperfFkTable
@@ -77,14 +95,82 @@ extern BkperfFkOrder *bkperf_fk_order(const Oid *relids, int ntables);
 extern struct ArrayType *bkperf_fk_group_constraints(BkperfFkOrder *order,
 													 int group, bool only_rigid);
 
-/* rollback.c: OIDs of every tracked table (needs an SPI connection). */
-extern Oid *bkperf_tracked_relids(int *ntables);
+
+/* rollback_image.c: logged images back into rows (the mirror of capture_json.c). */
+typedef struct BkperfImageDecoder BkperfImageDecoder;
+extern BkperfImageDecoder *bkperf_image_decoder(TupleDesc desc);
+extern bool bkperf_image_decode(BkperfImageDecoder *d, Jsonb *image,
+								const char *const *keys, Datum *values,
+								bool *nulls, bool *absent);
+extern Datum bkperf_image_decode_text(BkperfImageDecoder *d, int i,
+									  const char *text);
+
+/* rollback_snapshot.c: snapshots, argument checks and the log floor. */
+extern char *bkperf_rb_required_text(FunctionCallInfo fcinfo, int argno,
+									 const char *what);
+extern void bkperf_rb_require_tracked(void);
+extern TimestampTz bkperf_rb_log_floor(void);
+extern void bkperf_rb_snapshot_lookup(int64 id, const char *tenant,
+									  Datum *snapshot, TimestampTz *created,
+									  TimestampTz *scan_from);
+
+/*
+ * One tracked table in a rollback's scope, with the SQL fragments its apply
+ * statements need (rollback.c fills it, rollback_apply.c runs them).
+ */
+typedef struct BkperfRbTable
+{
+	Oid			relid;
+	Oid			owner;			/* statements run as this role */
+	int64		table_id;
+	char	   *key;			/* table_id as text: the plan's table key */
+	char	   *qname;			/* quoted schema.table, current name */
+	char	   *tenant_col;		/* quoted */
+	char	   *key_list;		/* quoted key columns, comma separated */
+	char	   *key_join;		/* t.k OPERATOR(nsp.=) k.k AND ... */
+	char	   *cols;			/* insertable columns */
+	char	   *rcols;			/* the same, prefixed r. */
+	char	   *sets;			/* non-key col = EXCLUDED.col, or NULL */
+	int64		planned_present;	/* net keys present at the target */
+	int64		planned_absent; /* net keys absent at the target */
+	int64		deleted;
+	int64		updated;
+	int64		inserted;
+} BkperfRbTable;
+
+/* rollback_apply.c: the statements of one table, as its owner. */
+extern void bkperf_rb_apply_upsert(BkperfRbTable *t, const char *tenant);
+extern void bkperf_rb_apply_delete(BkperfRbTable *t, const char *tenant);
+extern void bkperf_rb_check_owner_triggers(BkperfRbTable *t);
+
+/*
+ * rollback_columns.c: how log images of one tracked table map onto its
+ * columns today, for the images logged between two column changes (an
+ * epoch; see tracked_column_changes).  Per attribute of the table's row:
+ * kind 'k' read from image key keys[i], 'a' absent from such images and
+ * restored as added[i] (NULL: SQL NULL), 'u' absent with an unknown value,
+ * 's' skipped (dropped or generated).  key_keys[i] is keys[i] for key
+ * columns and NULL for the others.
+ */
+typedef struct BkperfRbEpoch
+{
+	const char **keys;
+	const char **key_keys;
+	const char **added;
+	char	   *kind;
+} BkperfRbEpoch;
+
+typedef struct BkperfRbColumns BkperfRbColumns;
+extern BkperfRbColumns *bkperf_rb_columns(int64 table_id, TupleDesc desc,
+										  const bool *is_key);
+extern BkperfRbEpoch *bkperf_rb_columns_epoch(BkperfRbColumns *c, int64 log_id);
 
 /* rollback_plan.c: the net-change plan of a rollback. */
 typedef struct BkperfRbPlan BkperfRbPlan;
 extern BkperfRbPlan *bkperf_rb_plan_build(const char *sql, int nargs, Oid *types,
-										  Datum *values, char *const *names,
-										  int ntables);
+										  Datum *values, BkperfRbTable *tables,
+										  bool **is_key, int ntables);
+extern void bkperf_rb_plan_set_active(BkperfRbPlan *plan, int i, Oid owner);
 extern void bkperf_rb_plan_counts(BkperfRbPlan *plan, int i, int64 *present,
 								  int64 *absent);
 extern BkperfRbPlan *bkperf_rb_plan_activate(BkperfRbPlan *plan);
@@ -224,7 +310,7 @@ typedef struct CaptureLogRow
 	Jsonb	   *new_data;		/* NULL for SQL NULL */
 } CaptureLogRow;
 
-#define CL_NCOLS 10
+#define CL_NCOLS 11
 
 /* One statement's writer of log rows (capture_log.c). */
 typedef struct CaptureLogWriter
@@ -237,6 +323,7 @@ typedef struct CaptureLogWriter
 	Datum		txid;
 	Datum		changed_by;
 	Datum		table_name;
+	int64		table_id;		/* 0: unknown (a 1.0 trigger) */
 	Datum		opnames[3];
 	EState	   *estate;
 	ResultRelInfo *rri;
@@ -249,7 +336,8 @@ typedef struct CaptureLogWriter
 	MemoryContext batchcxt;		/* row datums; reset after each batch */
 } CaptureLogWriter;
 
-extern CaptureLogWriter *capture_log_open(Datum table_name, int64 rows);
+extern CaptureLogWriter *capture_log_open(Datum table_name, int64 table_id,
+										   int64 rows);
 extern void capture_log_add(CaptureLogWriter *w, const CaptureLogRow *row);
 extern void capture_log_close(CaptureLogWriter *w);
 

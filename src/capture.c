@@ -11,9 +11,12 @@
  * partition do not fire for DML through the parent: each statement is
  * captured exactly once.
  *
- * Trigger arguments: the OID of the tracked table (logged as table_name,
- * also when the trigger sits on a partition), the tenant column, the capture
- * mode ('full' or 'undo') and the key columns.
+ * Trigger arguments: '#' and the tracked table's table_id (logged as
+ * table_id, with the tracked table's current name as table_name, also when
+ * the trigger sits on a partition), the tenant column, the capture mode
+ * ('full' or 'undo') and the key columns.  Triggers created by 1.0 pass the
+ * table's OID first: they go on working until ALTER EXTENSION UPDATE
+ * recreates them, logging no table_id.
  *
  * Per statement, bkperf_capture takes the column types from a per-trigger
  * cache (built by capture_json.c, reset by relcache invalidation), reads the
@@ -48,7 +51,7 @@ PG_FUNCTION_INFO_V1(bkperf_capture);
 PG_FUNCTION_INFO_V1(bkperf_capture_truncate);
 
 /* Index of the fixed trigger arguments. */
-#define CS_ARG_RELID	0
+#define CS_ARG_TABLE	0
 #define CS_ARG_TENANT	1
 #define CS_ARG_MODE		2
 #define CS_ARG_KEY		3
@@ -125,6 +128,7 @@ typedef struct CaptureCacheEntry
 	CaptureJsonColumn *tenant;
 	bool		undo;
 	char	   *table_name;
+	int64		table_id;		/* 0: a 1.0 trigger, no table_id */
 } CaptureCacheEntry;
 
 static HTAB *cs_cache = NULL;
@@ -171,24 +175,30 @@ cs_cache_init(void)
 }
 
 /*
- * The tracked table a trigger on rel logs under: the OID in its arguments
- * when that is rel or one of its partition ancestors.  After a dump and
- * restore the OID is stale; then the partition root (or rel) is meant.
+ * The tracked table a trigger on rel logs under: rel's partition root (only
+ * roots are tracked), or rel itself.  A table tracked on its own under 1.0
+ * and attached later is refused by the partition event trigger.
  */
 static Oid
-cs_tracked(Relation rel, const char *arg)
+cs_tracked(Relation rel)
 {
-	Oid			tracked = DatumGetObjectId(DirectFunctionCall1(oidin,
-															   CStringGetDatum(arg)));
 	List	   *ancestors = NIL;
 
-	if (tracked == RelationGetRelid(rel))
-		return tracked;
 	if (rel->rd_rel->relispartition)
 		ancestors = get_partition_ancestors(RelationGetRelid(rel));
-	if (list_member_oid(ancestors, tracked))
-		return tracked;
 	return ancestors != NIL ? llast_oid(ancestors) : RelationGetRelid(rel);
+}
+
+/*
+ * The table_id in a 1.1 trigger's first argument ('#42'), or 0 for a 1.0
+ * trigger (the table's OID).
+ */
+static int64
+cs_table_id(const char *arg)
+{
+	if (arg[0] != '#')
+		return 0;
+	return DatumGetInt64(DirectFunctionCall1(int8in, CStringGetDatum(arg + 1)));
 }
 
 /*
@@ -204,7 +214,8 @@ cs_cache_build(CaptureCacheEntry *e, Relation rel, Trigger *tg)
 	AttrNumber *keys = palloc(sizeof(AttrNumber) * nkeys);
 
 	e->relid = RelationGetRelid(rel);
-	e->tracked = cs_tracked(rel, tg->tgargs[CS_ARG_RELID]);
+	e->tracked = cs_tracked(rel);
+	e->table_id = cs_table_id(tg->tgargs[CS_ARG_TABLE]);
 	e->table_name = cs_table_name(e->tracked);
 	e->undo = strcmp(tg->tgargs[CS_ARG_MODE], "undo") == 0;
 	e->cols = capture_json_columns(desc);
@@ -283,7 +294,7 @@ cs_init(CaptureStmt *cs, TriggerData *td)
 	cs->row = cs_shape_copy(e->row);
 	cs->key = cs_shape_copy(e->key);
 	cs->tenant = e->tenant;
-	cs->w = capture_log_open(CStringGetTextDatum(e->table_name),
+	cs->w = capture_log_open(CStringGetTextDatum(e->table_name), e->table_id,
 							 tuplestore_tuple_count(td->tg_newtable ? td->tg_newtable
 													: td->tg_oldtable));
 }

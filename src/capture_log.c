@@ -46,8 +46,11 @@
 /* The log's columns, in the order of the CREATE TABLE. */
 static const char *const cl_colnames[CL_NCOLS] = {
 	"log_id", "tenant_id", "table_name", "operation", "record_id",
-	"old_data", "new_data", "changed_at", "txid", "changed_by"
+	"old_data", "new_data", "changed_at", "txid", "changed_by", "table_id"
 };
+
+/* Columns a 1.0 catalog lacks (the library is newer until ALTER EXTENSION). */
+#define CL_FIRST_OPTIONAL	10
 
 /*
  * The attribute number of a named column of rel, or an error.
@@ -238,7 +241,9 @@ cl_columns(CaptureLogWriter *w)
 	{
 		cl_cache.att_rel = InvalidOid;
 		for (int i = 0; i < CL_NCOLS; i++)
-			cl_cache.attidx[i] = cl_attnum(w->rel, cl_colnames[i]) - 1;
+			cl_cache.attidx[i] = i < CL_FIRST_OPTIONAL ?
+				cl_attnum(w->rel, cl_colnames[i]) - 1 :
+				get_attnum(RelationGetRelid(w->rel), cl_colnames[i]) - 1;
 		cl_cache.natts = RelationGetDescr(w->rel)->natts;
 		cl_cache.att_rel = RelationGetRelid(w->rel);
 	}
@@ -267,7 +272,7 @@ cl_user_name(void)
  * partition and its indexes, and compute the values shared by all rows.
  */
 CaptureLogWriter *
-capture_log_open(Datum table_name, int64 rows)
+capture_log_open(Datum table_name, int64 table_id, int64 rows)
 {
 	CaptureLogWriter *w = palloc0(sizeof(CaptureLogWriter));
 
@@ -275,6 +280,7 @@ capture_log_open(Datum table_name, int64 rows)
 	w->txid = FullTransactionIdGetDatum(GetTopFullTransactionId());
 	w->changed_by = cl_user_name();
 	w->table_name = table_name;
+	w->table_id = table_id;
 	w->opnames[CAPTURE_OP_INSERT] = CStringGetTextDatum("INSERT");
 	w->opnames[CAPTURE_OP_UPDATE] = CStringGetTextDatum("UPDATE");
 	w->opnames[CAPTURE_OP_DELETE] = CStringGetTextDatum("DELETE");
@@ -359,8 +365,13 @@ capture_log_add(CaptureLogWriter *w, const CaptureLogRow *row)
 	v[w->attidx[7]] = w->changed_at;
 	v[w->attidx[8]] = w->txid;
 	v[w->attidx[9]] = w->changed_by;
-	for (int i = 0; i < CL_NCOLS; i++)
+	for (int i = 0; i < CL_FIRST_OPTIONAL; i++)
 		n[w->attidx[i]] = false;
+	if (w->attidx[10] >= 0 && w->table_id != 0)
+	{
+		v[w->attidx[10]] = Int64GetDatum(w->table_id);
+		n[w->attidx[10]] = false;
+	}
 	n[w->attidx[1]] = row->tenant_isnull;
 	n[w->attidx[5]] = (row->old_data == NULL);
 	n[w->attidx[6]] = (row->new_data == NULL);

@@ -13,9 +13,12 @@
 #include "postgres.h"
 
 #include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
@@ -113,4 +116,45 @@ bkperf_untrack_table(PG_FUNCTION_ARGS)
 	ct_call_as_owner("bkperf.untrack_table_apply(pg_catalog.regclass,pg_catalog.text)",
 					 PG_GETARG_DATUM(0), (Datum) 0, (Datum) 0, 2);
 	PG_RETURN_VOID();
+}
+
+/*
+ * Every tracked table, in OID order (the rollback's lock order), with the
+ * identity its log rows carry.  Needs an SPI connection; the result is
+ * allocated in the caller's context.
+ */
+BkperfTracked *
+bkperf_tracked_tables(int *ntables)
+{
+	BkperfTracked *result;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	bkperf_spi_exec("SELECT relid::pg_catalog.oid, table_id, tenant_column::pg_catalog.text,"
+					"       key_columns::pg_catalog.text[], tracked_at"
+					"  FROM bkperf.tracked_tables ORDER BY 1",
+					0, NULL, NULL, NULL, SPI_OK_SELECT);
+	result = MemoryContextAllocZero(cxt, sizeof(BkperfTracked) * Max(SPI_processed, 1));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		BkperfTracked *t = &result[i];
+		bool		isnull;
+		Datum	   *keys;
+		MemoryContext old;
+
+		t->relid = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
+		t->table_id = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+		t->tracked_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 5, &isnull));
+		old = MemoryContextSwitchTo(cxt);
+		t->tenant_column = TextDatumGetCString(SPI_getbinval(tup, desc, 3, &isnull));
+		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 4, &isnull)),
+						  TEXTOID, -1, false, TYPALIGN_INT, &keys, NULL, &t->nkeys);
+		t->key_columns = palloc(sizeof(char *) * t->nkeys);
+		for (int k = 0; k < t->nkeys; k++)
+			t->key_columns[k] = TextDatumGetCString(keys[k]);
+		MemoryContextSwitchTo(old);
+	}
+	*ntables = (int) SPI_processed;
+	return result;
 }

@@ -271,7 +271,14 @@ fko_argument_tables(FunctionCallInfo fcinfo, int *ntables)
 	int			n = 0;
 
 	if (PG_ARGISNULL(0))
-		return bkperf_tracked_relids(ntables);
+	{
+		BkperfTracked *tracked = bkperf_tracked_tables(ntables);
+
+		relids = palloc(sizeof(Oid) * Max(*ntables, 1));
+		for (int i = 0; i < *ntables; i++)
+			relids[i] = tracked[i].relid;
+		return relids;
+	}
 	else
 	{
 		ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(0);

@@ -1,16 +1,20 @@
 /*-------------------------------------------------------------------------
  * rollback.c
- *		Per-tenant restore points and exact point-in-time rollback.
+ *		Exact per-tenant point-in-time rollback: rollback_to_snapshot and
+ *		rollback_to_time.
  *
- * create_snapshot records pg_current_snapshot() with the start time of the
- * oldest transaction then running (log_scan_from): change-log rows carry
- * their transaction's START time, so a transaction that began before the
- * snapshot but commits after it has changed_at < created_at, and the log
- * scan of a rollback must reach back that far.
+ * Scope.  A rollback covers the tenant's rows in the tracked tables the
+ * caller owns (a superuser: all of them), optionally narrowed to an
+ * explicit list.  Tables outside the scope, and tables tracked after the
+ * target (their log starts later: their state at the target is unknown),
+ * are left alone and reported in the result and the history (when they
+ * hold changes of the tenant after the target, or may).  Only tables in
+ * the scope are locked.  Log rows are matched to tables by table_id, the
+ * identity tracking gave them, which survives renames and dump/restore.
  *
- * A rollback (rollback_to_snapshot, rollback_to_time) runs in four steps:
+ * A rollback runs in four steps:
  *	1. lock: a transaction advisory lock per tenant (two rollbacks of one
- *	   tenant never interleave), then every tracked table in SHARE ROW
+ *	   tenant never interleave), then every table in the scope in SHARE ROW
  *	   EXCLUSIVE mode, which waits for the writers in flight and keeps new
  *	   ones out until commit, so the plan sees every change it must undo
  *	   (dry runs skip the table locks);
@@ -18,14 +22,15 @@
  *	   backend memory and tuplestores (rollback_plan.c): the earliest change
  *	   after the target gives the row's image at the target (INSERT: absent;
  *	   UPDATE, DELETE: old_data);
- *	3. order: the foreign-key order of the changed tables (fkorder.c),
- *	   stored in backup_fk_constraints_cache and read back from there;
- *	4. apply, in an internal subtransaction: per table one INSERT ... ON
- *	   CONFLICT DO UPDATE of the target images, parents first, then one
- *	   DELETE of the keys absent at the target, children first.  Upserting
- *	   first lets a child row go back to its old parent before the new
- *	   parent is deleted.  A dry run rolls the subtransaction back; a failure
- *	   rolls it back too and is recorded in the history with its error.
+ *	3. order: the foreign-key order of the changed tables (fkorder.c), kept
+ *	   in memory and recorded in backup_fk_constraints_cache;
+ *	4. apply, in an internal subtransaction (rollback_apply.c, each table's
+ *	   statements as its owner): per table one upsert of the target images,
+ *	   parents first, then one DELETE of the keys absent at the target,
+ *	   children first.  Upserting first lets a child row go back to its old
+ *	   parent before the new parent is deleted.  A dry run rolls the
+ *	   subtransaction back; a failure rolls it back too and is recorded in
+ *	   the history with its error.
  *
  * Every statement goes through the capture triggers, so a rollback is
  * itself logged and can be rolled back.
@@ -34,27 +39,33 @@
 #include "postgres.h"
 
 #include "access/commit_ts.h"
+#include "access/table.h"
 #include "access/xact.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_operator.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
+#include "utils/acl.h"
 #include "utils/array.h"
-#include "utils/backend_status.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/json.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 #include "utils/resowner.h"
-#include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
+#include "utils/typcache.h"
 
 #include "bkperf.h"
 
-PG_FUNCTION_INFO_V1(bkperf_create_snapshot);
 PG_FUNCTION_INFO_V1(bkperf_rollback_to_snapshot);
 PG_FUNCTION_INFO_V1(bkperf_rollback_to_time);
 
@@ -64,28 +75,6 @@ PG_FUNCTION_INFO_V1(bkperf_rollback_to_time);
  * miss a start stamped just before it looked.
  */
 #define RB_SCAN_MARGIN_USEC		(1 * USECS_PER_SEC)
-
-/* One tracked table as the rollback sees it. */
-typedef struct RbTable
-{
-	Oid			relid;
-	char	   *log_name;		/* tracked_tables.table_name, as logged */
-	char	   *qname;			/* quoted schema.table */
-	char	   *tenant_col;		/* quoted */
-	char	   *tenant_type;	/* format_type of the tenant column */
-	char	   *key_list;		/* quoted key columns, comma separated */
-	char	   *key_join;		/* t.k = k.k AND ... */
-	char	   *cols;			/* insertable columns */
-	char	   *rcols;			/* the same, prefixed r. */
-	char	   *sets;			/* non-key col = EXCLUDED.col, or NULL */
-	int64		planned_present;	/* net keys present at the target */
-	int64		planned_absent; /* net keys absent at the target */
-	int64		deleted;
-	int64		updated;
-	int64		inserted;
-	int			level;
-	int			cycle_group;
-} RbTable;
 
 /* What to roll back to and how. */
 typedef struct RbTarget
@@ -97,7 +86,18 @@ typedef struct RbTarget
 	TimestampTz scan_from;
 	bool		by_commit_ts;
 	bool		dry_run;
+	int			nlist;			/* explicit table list, or -1 */
+	Oid		   *list;
 } RbTarget;
+
+/* A tracked table left out of the rollback, and why. */
+typedef struct RbSkipped
+{
+	int64		table_id;
+	Oid			relid;
+	const char *reason;
+	bool		always;			/* report even without logged changes */
+} RbSkipped;
 
 /* One rollback in progress. */
 typedef struct RbRun
@@ -105,7 +105,11 @@ typedef struct RbRun
 	RbTarget   *target;
 	int64		rollback_id;
 	int			ntables;
-	RbTable    *tables;
+	BkperfRbTable *tables;		/* the scope, in OID order */
+	bool	  **is_key;			/* per table and attribute */
+	int			nskipped;
+	RbSkipped  *skipped;
+	char	   *skipped_json;	/* those reported, as jsonb text, or NULL */
 	BkperfFkOrder *order;
 	BkperfRbPlan *plan;			/* net change per key (rollback_plan.c) */
 	List	   *deferred;		/* qualified names of deferred FKs */
@@ -115,297 +119,278 @@ typedef struct RbRun
 	char	   *sqlstate;
 } RbRun;
 
-/*
- * Run one SPI statement with parameters and check its result code.
+/* ---------------------------------------------------------------------
+ * Scope
+ * ---------------------------------------------------------------------
  */
-static void
-rb_exec(const char *sql, int nargs, Oid *types, Datum *values,
-		const char *nulls, bool read_only, int expect)
-{
-	int			ret = SPI_execute_with_args(sql, nargs, types, values, nulls,
-											read_only, 0);
-
-	if (ret != expect)
-		elog(ERROR, "SPI statement failed (%s): %s",
-			 SPI_result_code_string(ret), sql);
-}
 
 /*
- * Column col of the first result row as int64 (0 when NULL).
- */
-static int64
-rb_int64_result(int col)
-{
-	bool		isnull;
-	Datum		d;
-
-	if (SPI_processed == 0)
-		return 0;
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col, &isnull);
-	return isnull ? 0 : DatumGetInt64(d);
-}
-
-/*
- * Text argument that must not be NULL or empty.
+ * "OPERATOR(schema.name)" of the equality operator of a type's default
+ * btree or hash opclass, as ri_triggers.c qualifies its operators: no
+ * search_path can capture it.
  */
 static char *
-rb_required_text(FunctionCallInfo fcinfo, int argno, const char *what)
+rb_eq_operator(Oid typid)
 {
-	char	   *s;
+	TypeCacheEntry *tc = lookup_type_cache(typid, TYPECACHE_EQ_OPR);
+	HeapTuple	tup;
+	Form_pg_operator op;
+	char	   *result;
 
-	if (PG_ARGISNULL(argno))
+	if (!OidIsValid(tc->eq_opr))
 		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be NULL", what)));
-	s = text_to_cstring(PG_GETARG_TEXT_PP(argno));
-	if (s[0] == '\0')
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must not be empty", what)));
-	return s;
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("could not identify an equality operator for type %s",
+						format_type_be(typid)),
+				 errdetail("A rollback matches rows by their key columns.")));
+	tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(tc->eq_opr));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for operator %u", tc->eq_opr);
+	op = (Form_pg_operator) GETSTRUCT(tup);
+	result = psprintf("OPERATOR(%s.%s)",
+					  quote_identifier(get_namespace_name(op->oprnamespace)),
+					  NameStr(op->oprname));
+	ReleaseSysCache(tup);
+	return result;
 }
 
 /*
- * Refuse when no table is tracked: no change log, nothing to restore.
+ * Fill the SQL fragments of t from its relation and tracking.
  */
 static void
-rb_require_tracked(void)
+rb_table_sql(BkperfRbTable *t, const BkperfTracked *tr, bool **is_key)
 {
-	rb_exec("SELECT pg_catalog.count(*) FROM bkperf.tracked_tables",
-			0, NULL, NULL, NULL, false, SPI_OK_SELECT);
-	if (rb_int64_result(1) == 0)
+	Relation	rel = table_open(t->relid, AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	StringInfoData cols,
+				rcols,
+				sets,
+				keys,
+				join;
+
+	t->owner = rel->rd_rel->relowner;
+	t->qname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+										  RelationGetRelationName(rel));
+	t->tenant_col = pstrdup(quote_identifier(tr->tenant_column));
+	*is_key = palloc0(sizeof(bool) * Max(desc->natts, 1));
+	initStringInfo(&cols);
+	initStringInfo(&rcols);
+	initStringInfo(&sets);
+	initStringInfo(&keys);
+	initStringInfo(&join);
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		const char *q = quote_identifier(NameStr(att->attname));
+		bool		key = false;
+
+		if (att->attisdropped || att->attgenerated != '\0')
+			continue;
+		for (int k = 0; k < tr->nkeys; k++)
+			key |= strcmp(tr->key_columns[k], NameStr(att->attname)) == 0;
+		(*is_key)[i] = key;
+		appendStringInfo(&cols, "%s%s", cols.len ? ", " : "", q);
+		appendStringInfo(&rcols, "%sr.%s", rcols.len ? ", " : "", q);
+		if (!key)
+			appendStringInfo(&sets, "%s%s = EXCLUDED.%s", sets.len ? ", " : "", q, q);
+		else
+		{
+			appendStringInfo(&keys, "%s%s", keys.len ? ", " : "", q);
+			appendStringInfo(&join, "%st.%s %s k.%s", join.len ? " AND " : "", q,
+							 rb_eq_operator(att->atttypid), q);
+		}
+	}
+	table_close(rel, NoLock);
+	if (keys.len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("key columns of tracked table %s do not exist", t->qname),
+				 errhint("Track the table again with bkperf.track_table().")));
+	t->cols = cols.data;
+	t->rcols = rcols.data;
+	t->sets = sets.len ? sets.data : NULL;
+	t->key_list = keys.data;
+	t->key_join = join.data;
+}
+
+/*
+ * Is relid in the explicit table list (or is there none)?
+ */
+static bool
+rb_listed(RbTarget *target, Oid relid)
+{
+	if (target->nlist < 0)
+		return true;
+	for (int i = 0; i < target->nlist; i++)
+		if (target->list[i] == relid)
+			return true;
+	return false;
+}
+
+/*
+ * Refuse list entries that are not tracked or not the caller's.
+ */
+static void
+rb_check_list(RbTarget *target, BkperfTracked *tracked, int ntracked)
+{
+	for (int i = 0; i < target->nlist; i++)
+	{
+		Oid			relid = target->list[i];
+		bool		found = false;
+
+		for (int j = 0; j < ntracked; j++)
+			found |= tracked[j].relid == relid;
+		if (!found)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("table %s is not tracked", format_type_be(get_rel_type_id(relid))),
+					 errhint("bkperf.tracked_tables lists the tracked tables.")));
+		if (!pg_class_ownercheck(relid, GetUserId()))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("must be owner of table %s to roll it back",
+							format_type_be(get_rel_type_id(relid)))));
+	}
+}
+
+/*
+ * Split the tracked tables into the scope and the skipped ones (see the
+ * file header), and build the scope's SQL fragments.
+ */
+static void
+rb_load_scope(RbRun *run)
+{
+	RbTarget   *target = run->target;
+	int			ntracked;
+	BkperfTracked *tracked = bkperf_tracked_tables(&ntracked);
+
+	if (target->nlist >= 0)
+		rb_check_list(target, tracked, ntracked);
+	run->tables = palloc0(sizeof(BkperfRbTable) * Max(ntracked, 1));
+	run->is_key = palloc0(sizeof(bool *) * Max(ntracked, 1));
+	run->skipped = palloc0(sizeof(RbSkipped) * Max(ntracked, 1));
+	for (int i = 0; i < ntracked; i++)
+	{
+		BkperfTracked *tr = &tracked[i];
+		RbSkipped  *sk = &run->skipped[run->nskipped];
+
+		sk->table_id = tr->table_id;
+		sk->relid = tr->relid;
+		if (!rb_listed(target, tr->relid))
+			sk->reason = "not in the tables list";
+		else if (!pg_class_ownercheck(tr->relid, GetUserId()))
+			sk->reason = "not owned by the caller";
+		else if (tr->tracked_at > target->target_time)
+		{
+			sk->reason = "tracked after the target";
+			sk->always = true;
+		}
+		else
+		{
+			BkperfRbTable *t = &run->tables[run->ntables];
+
+			t->relid = tr->relid;
+			t->table_id = tr->table_id;
+			t->key = psprintf(INT64_FORMAT, tr->table_id);
+			rb_table_sql(t, tr, &run->is_key[run->ntables]);
+			run->ntables++;
+			continue;
+		}
+		run->nskipped++;
+	}
+	for (int i = 0; i < run->nskipped && run->ntables == 0; i++)
+		if (run->skipped[i].always)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("no tables are tracked"),
-				 errdetail("Snapshots and rollbacks work on the change log of tracked tables."),
-				 errhint("Track the tenant's tables with bkperf.track_table() first.")));
+				 errmsg("rollback target is older than the change log"),
+				 errdetail("Every table in the rollback's scope was tracked after the target."),
+				 errhint("Choose a later snapshot or time; see bkperf.tracked_tables.tracked_at.")));
 }
 
 /*
- * OIDs of every tracked table, in OID order (the table lock order).
+ * The skipped tables to report, as a jsonb object text {"table": "reason"}
+ * (NULL when none): those tracked after the target, and the others that
+ * hold changes of the tenant after the scan start.
  */
-Oid *
-bkperf_tracked_relids(int *ntables)
+static void
+rb_report_skipped(RbRun *run)
 {
-	Oid		   *relids;
+	StringInfoData buf;
+	int			n = 0;
 
-	rb_exec("SELECT relid::pg_catalog.oid FROM bkperf.tracked_tables ORDER BY 1",
-			0, NULL, NULL, NULL, false, SPI_OK_SELECT);
-	relids = palloc(sizeof(Oid) * Max(SPI_processed, 1));
-	for (uint64 i = 0; i < SPI_processed; i++)
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	for (int i = 0; i < run->nskipped; i++)
 	{
-		bool		isnull;
+		RbSkipped  *sk = &run->skipped[i];
 
-		relids[i] = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
-												   SPI_tuptable->tupdesc, 1, &isnull));
+		if (!sk->always)
+		{
+			Oid			types[3] = {TEXTOID, TIMESTAMPTZOID, INT8OID};
+			Datum		values[3] = {CStringGetTextDatum(run->target->tenant),
+				TimestampTzGetDatum(run->target->scan_from - RB_SCAN_MARGIN_USEC),
+			Int64GetDatum(sk->table_id)};
+
+			bkperf_spi_exec("SELECT 1 FROM bkperf.backup_transaction_logs l"
+							" WHERE l.tenant_id OPERATOR(pg_catalog.=) $1"
+							"   AND l.changed_at OPERATOR(pg_catalog.>=) $2"
+							"   AND l.table_id OPERATOR(pg_catalog.=) $3 LIMIT 1",
+							3, types, values, NULL, SPI_OK_SELECT);
+			if (SPI_processed == 0)
+				continue;
+		}
+		appendStringInfoString(&buf, n++ ? ", " : "");
+		escape_json(&buf, format_type_be(get_rel_type_id(sk->relid)));
+		appendStringInfoString(&buf, ": ");
+		escape_json(&buf, sk->reason);
 	}
-	*ntables = (int) SPI_processed;
-	return relids;
-}
-
-/*
- * The change log's lower bound of completeness (bkperf.change_log_floor()),
- * or 0 when nothing is tracked.
- */
-static TimestampTz
-rb_log_floor(void)
-{
-	bool		isnull;
-	Datum		d;
-
-	rb_exec("SELECT bkperf.change_log_floor()", 0, NULL, NULL, NULL, false,
-			SPI_OK_SELECT);
-	if (SPI_processed == 0)
-		return 0;
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	return isnull ? 0 : DatumGetTimestampTz(d);
+	appendStringInfoChar(&buf, '}');
+	run->skipped_json = n > 0 ? buf.data : NULL;
+	if (n > 0)
+		ereport(WARNING,
+				(errmsg("rollback of tenant \"%s\" leaves %d tracked table(s) outside its scope unchanged",
+						run->target->tenant, n),
+				 errdetail_internal("%s", buf.data)));
 }
 
 /* ---------------------------------------------------------------------
- * create_snapshot
+ * Targets, locks, history
  * ---------------------------------------------------------------------
  */
 
 /*
- * Start time of the oldest transaction of any backend, bounded above by the
- * current time.  Read from the backend status array in C so that it needs
- * no privilege (pg_stat_activity hides other users' xact_start).  Returns 0
- * when transaction start times are not tracked (track_activities off) or a
- * prepared transaction exists (its start is unknown): the caller then scans
- * from the log floor, which is exact but slower.
- */
-static TimestampTz
-cs_oldest_xact_start(void)
-{
-	TimestampTz oldest = GetCurrentTimestamp();
-	int			n;
-
-	if (!pgstat_track_activities)
-		return 0;
-	rb_exec("SELECT pg_catalog.count(*) FROM pg_catalog.pg_prepared_xacts",
-			0, NULL, NULL, NULL, false, SPI_OK_SELECT);
-	if (rb_int64_result(1) > 0)
-		return 0;
-
-	pgstat_clear_backend_activity_snapshot();
-	n = pgstat_fetch_stat_numbackends();
-	for (int i = 1; i <= n; i++)
-	{
-		LocalPgBackendStatus *l = pgstat_fetch_stat_local_beentry(i);
-
-		/* Only client backends and background workers write tables. */
-		if (l == NULL || l->backendStatus.st_xact_start_timestamp == 0 ||
-			(l->backendStatus.st_backendType != B_BACKEND &&
-			 l->backendStatus.st_backendType != B_BG_WORKER))
-			continue;
-		oldest = Min(oldest, l->backendStatus.st_xact_start_timestamp);
-	}
-	pgstat_clear_backend_activity_snapshot();
-	return oldest;
-}
-
-/*
- * The MVCC snapshot to record.  In READ COMMITTED a fresh one, taken after
- * the transaction start times were read: every transaction it does not see
- * is then either running at that read or started after it.  In REPEATABLE
- * READ and SERIALIZABLE the transaction's own snapshot, so that what the
- * caller reads in the same transaction is what a rollback restores.
- */
-static Datum
-cs_current_snapshot(void)
-{
-	Datum		snap;
-
-	if (IsolationUsesXactSnapshot())
-		return DirectFunctionCall1(pg_current_snapshot, (Datum) 0);
-	PushActiveSnapshot(GetLatestSnapshot());
-	snap = DirectFunctionCall1(pg_current_snapshot, (Datum) 0);
-	PopActiveSnapshot();
-	return snap;
-}
-
-/*
- * Refuse a snapshot type the catalog does not know, with the list.
+ * Refuse a target whose log scan would need rows pruned away (the floor of
+ * each table, its tracking start, is applied in rb_load_scope).
  */
 static void
-cs_check_type(const char *type)
+rb_check_pruned(TimestampTz target, TimestampTz scan_from)
 {
-	static const char *const types[] = {"manual", "scheduled", "pre_rollback",
-	"pre_migration", "automatic"};
+	TimestampTz pruned;
 
-	bkperf_require_one_of(type, types, lengthof(types), "snapshot type");
-}
-
-/*
- * bkperf.create_snapshot(tenant, label, snapshot_type): record a restore
- * point for the tenant and return its id.
- */
-Datum
-bkperf_create_snapshot(PG_FUNCTION_ARGS)
-{
-	char	   *tenant = rb_required_text(fcinfo, 0, "tenant");
-	char	   *type = rb_required_text(fcinfo, 2, "snapshot_type");
-	TimestampTz scan_from;
-	Oid			types[5] = {TEXTOID, TEXTOID, TEXTOID, PG_SNAPSHOTOID, TIMESTAMPTZOID};
-	Datum		values[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
-	int64		id;
-
-	cs_check_type(type);
-	SPI_connect();
-	rb_require_tracked();
-	scan_from = cs_oldest_xact_start();
-	values[3] = cs_current_snapshot();
-	if (scan_from == 0)
-		scan_from = rb_log_floor();
-	values[0] = CStringGetTextDatum(tenant);
-	values[1] = CStringGetTextDatum(type);
-	values[2] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
-	nulls[2] = PG_ARGISNULL(1) ? 'n' : ' ';
-	values[4] = TimestampTzGetDatum(scan_from);
-	rb_exec("INSERT INTO bkperf.backup_pitr_snapshots"
-			" (tenant_id, snapshot_type, label, snapshot, txid, wal_lsn, log_scan_from)"
-			" VALUES ($1, $2, $3, $4, pg_catalog.pg_current_xact_id_if_assigned(),"
-			"         pg_catalog.pg_current_wal_lsn(), $5)"
-			" RETURNING snapshot_id",
-			5, types, values, nulls, false, SPI_OK_INSERT_RETURNING);
-	id = rb_int64_result(1);
-	SPI_finish();
-	PG_RETURN_INT64(id);
-}
-
-/* ---------------------------------------------------------------------
- * Target resolution and refusals
- * ---------------------------------------------------------------------
- */
-
-/*
- * Refuse a target the change log cannot restore exactly: one before the log
- * was complete (a table tracked later, or partitions pruned), or whose log
- * scan would need rows pruned away.
- */
-static void
-rb_check_floor(TimestampTz target, TimestampTz scan_from)
-{
-	TimestampTz floor = rb_log_floor();
-	TimestampTz pruned = 0;
-	bool		isnull;
-	Datum		d;
-
-	rb_exec("SELECT pruned_before FROM bkperf.log_retention_state",
-			0, NULL, NULL, NULL, false, SPI_OK_SELECT);
-	if (SPI_processed > 0)
-	{
-		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-		pruned = isnull ? 0 : DatumGetTimestampTz(d);
-	}
-	if ((floor != 0 && target < floor) || (pruned != 0 && scan_from < pruned))
+	bkperf_spi_exec("SELECT pruned_before FROM bkperf.log_retention_state",
+					0, NULL, NULL, NULL, SPI_OK_SELECT);
+	pruned = bkperf_spi_int64(1);
+	if (pruned != 0 && (scan_from < pruned || target < pruned))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("rollback target is older than the change log"),
 				 errdetail("The change log is complete from %s; this target needs changes from %s.",
-						   timestamptz_to_str(Max(floor, pruned)),
+						   timestamptz_to_str(pruned),
 						   timestamptz_to_str(Min(target, scan_from))),
 				 errhint("Choose a later snapshot or time; see bkperf.change_log_floor().")));
 }
 
 /*
- * Look up snapshot id for the tenant; refuse unknown ones and those of
- * another tenant.
+ * Resolve a snapshot target.
  */
 static void
 rb_resolve_snapshot(RbTarget *t)
 {
-	Oid			types[1] = {INT8OID};
-	Datum		values[1] = {Int64GetDatum(t->snapshot_id)};
-	HeapTuple	tup;
-	TupleDesc	desc;
-	bool		isnull;
-	char	   *owner;
-
-	rb_exec("SELECT tenant_id, snapshot, created_at, log_scan_from"
-			"  FROM bkperf.backup_pitr_snapshots WHERE snapshot_id = $1",
-			1, types, values, NULL, false, SPI_OK_SELECT);
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("snapshot does not exist"),
-				 errdetail("No snapshot has id %lld.", (long long) t->snapshot_id)));
-	tup = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
-	owner = SPI_getvalue(tup, desc, 1);
-	if (strcmp(owner, t->tenant) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("snapshot belongs to another tenant"),
-				 errdetail("Snapshot %lld is not a snapshot of tenant \"%s\"; a tenant can only be rolled back to its own snapshots.",
-						   (long long) t->snapshot_id, t->tenant)));
-	t->snapshot = SPI_datumTransfer(SPI_getbinval(tup, desc, 2, &isnull), false, -1);
-	t->target_time = DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull));
-	t->scan_from = DatumGetTimestampTz(SPI_getbinval(tup, desc, 4, &isnull));
-	if (isnull)
-		t->scan_from = Min(rb_log_floor(), t->target_time);
-	rb_check_floor(t->target_time, t->scan_from);
+	bkperf_rb_snapshot_lookup(t->snapshot_id, t->tenant, &t->snapshot,
+							  &t->target_time, &t->scan_from);
+	if (t->scan_from == 0)
+		t->scan_from = Min(bkperf_rb_log_floor(), t->target_time);
+	rb_check_pruned(t->target_time, t->scan_from);
 }
 
 /*
@@ -428,26 +413,21 @@ rb_resolve_time(RbTarget *t)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("rollback target is in the future"),
 				 errdetail("The target is %s.", timestamptz_to_str(t->target_time))));
-	rb_check_floor(t->target_time, t->target_time);
 	t->by_commit_ts = track_commit_timestamp;
 	t->scan_from = t->target_time;
-	if (!t->by_commit_ts)
-		return;
-	rb_exec("SELECT log_scan_from FROM bkperf.backup_pitr_snapshots"
-			" WHERE tenant_id = $1 AND created_at <= $2"
-			" ORDER BY created_at DESC LIMIT 1",
-			2, types, values, NULL, false, SPI_OK_SELECT);
-	if (SPI_processed > 0 && rb_int64_result(1) != 0)
-		t->scan_from = DatumGetTimestampTz(rb_int64_result(1));
-	else
-		t->scan_from = Min(rb_log_floor(), t->target_time);
-	rb_check_floor(t->target_time, t->scan_from);
+	if (t->by_commit_ts)
+	{
+		bkperf_spi_exec("SELECT log_scan_from FROM bkperf.backup_pitr_snapshots"
+						" WHERE tenant_id = $1 AND created_at <= $2"
+						" ORDER BY created_at DESC LIMIT 1",
+						2, types, values, NULL, SPI_OK_SELECT);
+		if (SPI_processed > 0 && bkperf_spi_int64(1) != 0)
+			t->scan_from = DatumGetTimestampTz(bkperf_spi_int64(1));
+		else
+			t->scan_from = Min(bkperf_rb_log_floor(), t->target_time);
+	}
+	rb_check_pruned(t->target_time, t->scan_from);
 }
-
-/* ---------------------------------------------------------------------
- * Tables, locks, history
- * ---------------------------------------------------------------------
- */
 
 /*
  * Take the per-tenant transaction advisory lock: rollbacks of one tenant
@@ -457,55 +437,6 @@ static void
 rb_lock_tenant(const char *tenant)
 {
 	bkperf_xact_lock(bkperf_name_key(tenant), BKPERF_LOCK_ROLLBACK, true);
-}
-
-/*
- * Load every tracked table with the SQL fragments its statements need.
- */
-static void
-rb_load_tables(RbRun *run)
-{
-	rb_exec("SELECT t.relid::pg_catalog.oid, t.table_name,"
-			"  pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.'"
-			"    OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname),"
-			"  pg_catalog.quote_ident(t.tenant_column),"
-			"  pg_catalog.format_type(ta.atttypid, ta.atttypmod),"
-			"  (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(k), ', ') FROM pg_catalog.unnest(t.key_columns) k),"
-			"  (SELECT pg_catalog.string_agg(pg_catalog.format('t.%1$I OPERATOR(pg_catalog.=) k.%1$I', k), ' AND ')"
-			"     FROM pg_catalog.unnest(t.key_columns) k),"
-			"  pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum),"
-			"  pg_catalog.string_agg('r.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum),"
-			"  pg_catalog.string_agg(pg_catalog.format('%1$I = EXCLUDED.%1$I', a.attname), ', ' ORDER BY a.attnum)"
-			"    FILTER (WHERE a.attname OPERATOR(pg_catalog.<>) ALL (t.key_columns))"
-			"  FROM bkperf.tracked_tables t"
-			"  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relid"
-			"  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
-			"  JOIN pg_catalog.pg_attribute ta ON ta.attrelid OPERATOR(pg_catalog.=) t.relid"
-			"   AND ta.attname OPERATOR(pg_catalog.=) t.tenant_column"
-			"  JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) t.relid"
-			"   AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated OPERATOR(pg_catalog.=) ''"
-			" GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1",
-			0, NULL, NULL, NULL, false, SPI_OK_SELECT);
-	run->ntables = (int) SPI_processed;
-	run->tables = palloc0(sizeof(RbTable) * Max(run->ntables, 1));
-	for (int i = 0; i < run->ntables; i++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		RbTable    *t = &run->tables[i];
-		bool		isnull;
-
-		t->relid = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
-		t->log_name = SPI_getvalue(tup, desc, 2);
-		t->qname = SPI_getvalue(tup, desc, 3);
-		t->tenant_col = SPI_getvalue(tup, desc, 4);
-		t->tenant_type = SPI_getvalue(tup, desc, 5);
-		t->key_list = SPI_getvalue(tup, desc, 6);
-		t->key_join = SPI_getvalue(tup, desc, 7);
-		t->cols = SPI_getvalue(tup, desc, 8);
-		t->rcols = SPI_getvalue(tup, desc, 9);
-		t->sets = SPI_getvalue(tup, desc, 10);
-	}
 }
 
 /*
@@ -559,13 +490,13 @@ rb_history_start(RbRun *run)
 	values[3] = t->snapshot;
 	nulls[3] = t->snapshot_id == 0 ? 'n' : ' ';
 	values[4] = BoolGetDatum(t->dry_run);
-	rb_exec("INSERT INTO bkperf.backup_pitr_rollback_history"
+	bkperf_spi_exec("INSERT INTO bkperf.backup_pitr_rollback_history"
 			" (tenant_id, snapshot_id, target_time, target_snapshot, dry_run, started_at)"
 			" VALUES ($1, $2, $3, $4, $5, pg_catalog.clock_timestamp())"
 			" RETURNING rollback_id, started_at",
-			5, types, values, nulls, false, SPI_OK_INSERT_RETURNING);
-	run->rollback_id = rb_int64_result(1);
-	run->started = DatumGetTimestampTz(rb_int64_result(2));
+			5, types, values, nulls, SPI_OK_INSERT_RETURNING);
+	run->rollback_id = bkperf_spi_int64(1);
+	run->started = DatumGetTimestampTz(bkperf_spi_int64(2));
 }
 
 /*
@@ -581,13 +512,8 @@ rb_history_phase(RbRun *run, const char *column)
 							   " SET %s = pg_catalog.clock_timestamp()"
 							   " WHERE tenant_id = $1 AND rollback_id = $2", column);
 
-	rb_exec(sql, 2, types, values, NULL, false, SPI_OK_UPDATE);
+	bkperf_spi_exec(sql, 2, types, values, NULL, SPI_OK_UPDATE);
 }
-
-/* ---------------------------------------------------------------------
- * Plan
- * ---------------------------------------------------------------------
- */
 
 /*
  * The SQL predicate "this log row l is after the target" ($4 = snapshot or
@@ -608,47 +534,46 @@ rb_after_predicate(RbTarget *t)
 		"    > $4::pg_catalog.timestamptz)";
 }
 
+/* ---------------------------------------------------------------------
+ * Plan and order
+ * ---------------------------------------------------------------------
+ */
+
 /*
  * Build the plan (rollback_plan.c) from one scan of the tenant's log: every
- * change after the target, reduced there to the earliest change per key.
+ * change of a table in the scope after the target, reduced there to the
+ * earliest change per key.
  */
 static void
 rb_build_plan(RbRun *run)
 {
 	RbTarget   *t = run->target;
-	Datum	   *names = palloc(sizeof(Datum) * Max(run->ntables, 1));
-	char	  **cnames = palloc(sizeof(char *) * Max(run->ntables, 1));
-	Oid			types[4] = {TEXTOID, TIMESTAMPTZOID, TEXTARRAYOID,
+	Datum	   *ids = palloc(sizeof(Datum) * Max(run->ntables, 1));
+	Oid			types[4] = {TEXTOID, TIMESTAMPTZOID, INT8ARRAYOID,
 	t->snapshot_id != 0 ? PG_SNAPSHOTOID : TIMESTAMPTZOID};
 	Datum		values[4];
 
 	for (int i = 0; i < run->ntables; i++)
-	{
-		names[i] = CStringGetTextDatum(run->tables[i].log_name);
-		cnames[i] = run->tables[i].log_name;
-	}
+		ids[i] = Int64GetDatum(run->tables[i].table_id);
 	values[0] = CStringGetTextDatum(t->tenant);
 	values[1] = TimestampTzGetDatum(t->scan_from - RB_SCAN_MARGIN_USEC);
-	values[2] = PointerGetDatum(construct_array(names, run->ntables, TEXTOID,
-												-1, false, TYPALIGN_INT));
+	values[2] = PointerGetDatum(construct_array(ids, run->ntables, INT8OID,
+												sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	values[3] = t->snapshot_id != 0 ? t->snapshot : TimestampTzGetDatum(t->target_time);
 
-	run->plan = bkperf_rb_plan_build(psprintf("SELECT l.table_name, l.record_id, l.log_id, l.operation, l.old_data"
+	run->plan = bkperf_rb_plan_build(psprintf("SELECT l.table_id::pg_catalog.text, l.record_id, l.log_id,"
+											  "       l.operation, l.old_data"
 											  "  FROM bkperf.backup_transaction_logs l"
 											  " WHERE l.tenant_id OPERATOR(pg_catalog.=) $1"
 											  "   AND l.changed_at OPERATOR(pg_catalog.>=) $2"
-											  "   AND l.table_name OPERATOR(pg_catalog.=) ANY ($3) AND %s",
+											  "   AND l.table_id OPERATOR(pg_catalog.=) ANY ($3) AND %s",
 											  rb_after_predicate(t)),
-									 4, types, values, cnames, run->ntables);
+									 4, types, values, run->tables, run->is_key,
+									 run->ntables);
 	for (int i = 0; i < run->ntables; i++)
 		bkperf_rb_plan_counts(run->plan, i, &run->tables[i].planned_present,
 							  &run->tables[i].planned_absent);
 }
-
-/* ---------------------------------------------------------------------
- * Order
- * ---------------------------------------------------------------------
- */
 
 /*
  * Does the plan change any row of table i?
@@ -730,13 +655,13 @@ rb_check_untracked_cascades(RbRun *run)
 		return;
 	values[0] = PointerGetDatum(construct_array(deleting, ndel, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
 	values[1] = PointerGetDatum(construct_array(all, run->ntables, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
-	rb_exec("SELECT pg_catalog.format('%s on %s', c.conname, c.conrelid::pg_catalog.regclass)"
+	bkperf_spi_exec("SELECT pg_catalog.format('%s on %s', c.conname, c.conrelid::pg_catalog.regclass)"
 			"  FROM pg_catalog.pg_constraint c"
 			" WHERE c.contype = 'f' AND c.confrelid OPERATOR(pg_catalog.=) ANY ($1)"
 			"   AND c.conrelid OPERATOR(pg_catalog.<>) ALL ($2)"
 			"   AND c.confdeltype OPERATOR(pg_catalog.=) ANY ('{c,n,d}'::\"char\"[])"
 			" ORDER BY 1 LIMIT 1",
-			2, types, values, NULL, false, SPI_OK_SELECT);
+			2, types, values, NULL, SPI_OK_SELECT);
 	if (SPI_processed > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -747,11 +672,13 @@ rb_check_untracked_cascades(RbRun *run)
 }
 
 /*
- * Compute the FK order of the tracked tables and store the order of the
- * changed ones in backup_fk_constraints_cache for this rollback.
+ * Compute the FK order of the scope (in memory, driving the apply), check
+ * it, record the order of the changed tables in backup_fk_constraints_cache
+ * for this rollback, and refuse tables of other owners with deferrable
+ * triggers.
  */
 static void
-rb_store_order(RbRun *run)
+rb_order(RbRun *run)
 {
 	Oid		   *relids = palloc(sizeof(Oid) * Max(run->ntables, 1));
 	Oid			types[6] = {TEXTOID, INT8OID, TEXTOID, INT4OID, INT4OID, TEXTARRAYOID};
@@ -773,49 +700,51 @@ rb_store_order(RbRun *run)
 
 		if (!rb_changed(run, i))
 			continue;
-		values[2] = CStringGetTextDatum(run->tables[i].log_name);
+		bkperf_rb_check_owner_triggers(&run->tables[i]);
+		values[2] = CStringGetTextDatum(run->tables[i].qname);
 		values[3] = Int32GetDatum(ft->level);
 		values[4] = Int32GetDatum(ft->cycle_group);
 		nulls[4] = nulls[5] = ft->cycle_group == 0 ? 'n' : ' ';
 		if (ft->cycle_group != 0)
 			values[5] = PointerGetDatum(bkperf_fk_group_constraints(run->order,
 																	ft->cycle_group, false));
-		rb_exec("INSERT INTO bkperf.backup_fk_constraints_cache"
-				" (tenant_id, rollback_id, table_name, restore_level, cycle_group,"
-				"  deferred_constraints) VALUES ($1, $2, $3, $4, $5, $6)",
-				6, types, values, nulls, false, SPI_OK_INSERT);
+		bkperf_spi_exec("INSERT INTO bkperf.backup_fk_constraints_cache"
+						" (tenant_id, rollback_id, table_name, restore_level, cycle_group,"
+						"  deferred_constraints) VALUES ($1, $2, $3, $4, $5, $6)",
+						6, types, values, nulls, SPI_OK_INSERT);
 	}
 }
 
 /*
- * The changed tables in the stored order (parents first, or children first
- * when reverse), read back from backup_fk_constraints_cache.
+ * The changed tables' indexes in restore order: parents first (by level,
+ * then name), or children first when reverse.
  */
-static List *
-rb_stored_order(RbRun *run, bool reverse)
+static int *
+rb_ordered(RbRun *run, bool reverse, int *n)
 {
-	Oid			types[2] = {TEXTOID, INT8OID};
-	Datum		values[2] = {CStringGetTextDatum(run->target->tenant),
-	Int64GetDatum(run->rollback_id)};
-	List	   *result = NIL;
+	int		   *idx = palloc(sizeof(int) * Max(run->ntables, 1));
 
-	rb_exec(reverse ?
-			"SELECT table_name FROM bkperf.backup_fk_constraints_cache"
-			" WHERE tenant_id = $1 AND rollback_id = $2"
-			" ORDER BY restore_level DESC, table_name DESC" :
-			"SELECT table_name FROM bkperf.backup_fk_constraints_cache"
-			" WHERE tenant_id = $1 AND rollback_id = $2"
-			" ORDER BY restore_level, table_name",
-			2, types, values, NULL, false, SPI_OK_SELECT);
-	for (uint64 r = 0; r < SPI_processed; r++)
-	{
-		char	   *name = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1);
+	*n = 0;
+	for (int i = 0; i < run->ntables; i++)
+		if (rb_changed(run, i))
+			idx[(*n)++] = i;
+	/* Insertion sort: a rollback changes few tables. */
+	for (int a = 1; a < *n; a++)
+		for (int b = a; b > 0; b--)
+		{
+			int			x = idx[b - 1],
+						y = idx[b];
+			int			lx = run->order->tables[x].level,
+						ly = run->order->tables[y].level;
+			int			cmp = lx != ly ? (lx < ly ? -1 : 1) :
+				strcmp(run->tables[x].qname, run->tables[y].qname);
 
-		for (int i = 0; i < run->ntables; i++)
-			if (strcmp(run->tables[i].log_name, name) == 0)
-				result = lappend(result, &run->tables[i]);
-	}
-	return result;
+			if ((reverse ? -cmp : cmp) <= 0)
+				break;
+			idx[b - 1] = y;
+			idx[b] = x;
+		}
+	return idx;
 }
 
 /* ---------------------------------------------------------------------
@@ -840,105 +769,39 @@ rb_set_constraints(List *names, const char *mode)
 		appendStringInfo(&sql, "%s%s", lc == list_head(names) ? "" : ", ",
 						 (char *) lfirst(lc));
 	appendStringInfo(&sql, " %s", mode);
-	rb_exec(sql.data, 0, NULL, NULL, NULL, false, SPI_OK_UTILITY);
+	bkperf_spi_exec(sql.data, 0, NULL, NULL, NULL, SPI_OK_UTILITY);
 }
 
-/*
- * Refuse, after an upsert that skipped rows, when a key the tenant had at
- * the target now holds another tenant's row.
- */
-static void
-rb_check_key_owner(RbTable *t)
-{
-	Oid			types[1] = {TEXTOID};
-	Datum		values[1] = {CStringGetTextDatum(t->log_name)};
-
-	rb_exec(psprintf("SELECT pg_catalog.count(*) FROM bkperf.rollback_plan_rows($1, true) n"
-					 " CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::%s, n.old_data) k"
-					 " JOIN %s t ON %s"
-					 " WHERE t.%s IS DISTINCT FROM k.%s",
-					 t->qname, t->qname, t->key_join, t->tenant_col, t->tenant_col),
-			1, types, values, NULL, false, SPI_OK_SELECT);
-	if (rb_int64_result(1) > 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNIQUE_VIOLATION),
-				 errmsg_plural("cannot restore %lld row of table %s: its key now belongs to another tenant",
-							   "cannot restore %lld rows of table %s: their keys now belong to another tenant",
-							   rb_int64_result(1),
-							   (long long) rb_int64_result(1), t->qname),
-				 errdetail("The rows moved to another tenant, or their keys were reused by one, after the rollback target.")));
-}
-
-/*
- * Upsert the target images of table t's keys present at the target.
- * Identical rows are left alone; rows of another tenant are not touched
- * (and make the rollback fail).
- */
-static void
-rb_apply_upsert(RbTable *t, const char *tenant)
-{
-	Oid			types[1] = {TEXTOID};
-	Datum		values[1] = {CStringGetTextDatum(t->log_name)};
-	char	   *conflict;
-
-	if (t->planned_present == 0)
-		return;
-	conflict = t->sets == NULL ? pstrdup("DO NOTHING") :
-		psprintf("DO UPDATE SET %s WHERE t.%s IS NOT DISTINCT FROM EXCLUDED.%s"
-				 " AND t.* OPERATOR(pg_catalog.*<>) EXCLUDED.*",
-				 t->sets, t->tenant_col, t->tenant_col);
-	rb_exec(psprintf("WITH u AS (INSERT INTO %s AS t (%s) OVERRIDING SYSTEM VALUE"
-					 " SELECT %s FROM bkperf.rollback_plan_rows($1, true) n"
-					 " CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::%s, n.old_data) r"
-					 " ON CONFLICT (%s) %s RETURNING t.xmax OPERATOR(pg_catalog.=) 0 AS ins)"
-					 " SELECT pg_catalog.count(*) FILTER (WHERE ins),"
-					 "        pg_catalog.count(*) FILTER (WHERE NOT ins) FROM u",
-					 t->qname, t->cols, t->rcols, t->qname, t->key_list, conflict),
-			1, types, values, NULL, false, SPI_OK_SELECT);
-	t->inserted = rb_int64_result(1);
-	t->updated = rb_int64_result(2);
-	if (t->inserted + t->updated < t->planned_present)
-		rb_check_key_owner(t);
-}
-
-/*
- * Delete table t's rows of the tenant whose keys are absent at the target.
- */
-static void
-rb_apply_delete(RbTable *t, const char *tenant)
-{
-	Oid			types[2] = {TEXTOID, TEXTOID};
-	Datum		values[2] = {CStringGetTextDatum(t->log_name), CStringGetTextDatum(tenant)};
-
-	if (t->planned_absent == 0)
-		return;
-	rb_exec(psprintf("WITH d AS (DELETE FROM %s t USING"
-					 " (SELECT k.* FROM bkperf.rollback_plan_rows($1, false) n"
-					 "  CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::%s, n.record_id) k) k"
-					 " WHERE %s AND t.%s = $2::pg_catalog.text::%s RETURNING 1)"
-					 " SELECT pg_catalog.count(*) FROM d",
-					 t->qname, t->qname, t->key_join, t->tenant_col, t->tenant_type),
-			2, types, values, NULL, false, SPI_OK_SELECT);
-	t->deleted = rb_int64_result(1);
-}
 
 /*
  * The apply phase: upserts parents first, deletes children first, with the
  * foreign keys inside changed cycles deferred and checked at the end (so a
- * violation fails here, inside the subtransaction).
+ * violation fails here, inside the subtransaction).  Each table's
+ * statements read its rows of the plan, and only its own.
  */
 static void
 rb_apply(RbRun *run)
 {
-	ListCell   *lc;
-	List	   *parents_first = rb_stored_order(run, false);
-	List	   *children_first = rb_stored_order(run, true);
+	int			n;
+	int		   *parents_first = rb_ordered(run, false, &n);
+	int		   *children_first = rb_ordered(run, true, &n);
 
 	rb_set_constraints(run->deferred, "DEFERRED");
-	foreach(lc, parents_first)
-		rb_apply_upsert((RbTable *) lfirst(lc), run->target->tenant);
-	foreach(lc, children_first)
-		rb_apply_delete((RbTable *) lfirst(lc), run->target->tenant);
+	for (int k = 0; k < n; k++)
+	{
+		BkperfRbTable *t = &run->tables[parents_first[k]];
+
+		bkperf_rb_plan_set_active(run->plan, parents_first[k], t->owner);
+		bkperf_rb_apply_upsert(t, run->target->tenant);
+	}
+	for (int k = 0; k < n; k++)
+	{
+		BkperfRbTable *t = &run->tables[children_first[k]];
+
+		bkperf_rb_plan_set_active(run->plan, children_first[k], t->owner);
+		bkperf_rb_apply_delete(t, run->target->tenant);
+	}
+	bkperf_rb_plan_set_active(run->plan, -1, InvalidOid);
 	rb_set_constraints(run->deferred, "IMMEDIATE");
 	rb_set_constraints(run->init_deferred, "DEFERRED");
 }
@@ -993,11 +856,6 @@ rb_apply_guarded(RbRun *run)
 	PG_END_TRY();
 }
 
-/* ---------------------------------------------------------------------
- * Finish and entry points
- * ---------------------------------------------------------------------
- */
-
 /*
  * The per-table counts as a jsonb text: {"table": {"deleted": n, ...}}.
  */
@@ -1011,14 +869,14 @@ rb_table_counts(RbRun *run)
 	appendStringInfoChar(&buf, '{');
 	for (int i = 0; i < run->ntables; i++)
 	{
-		RbTable    *t = &run->tables[i];
+		BkperfRbTable    *t = &run->tables[i];
 
 		if (!rb_changed(run, i))
 			continue;
 		if (!first)
 			appendStringInfoString(&buf, ", ");
 		first = false;
-		escape_json(&buf, t->log_name);
+		escape_json(&buf, t->qname);
 		appendStringInfo(&buf, ": {\"deleted\": " INT64_FORMAT ", \"updated\": " INT64_FORMAT
 						 ", \"inserted\": " INT64_FORMAT "}", t->deleted, t->updated, t->inserted);
 	}
@@ -1026,16 +884,21 @@ rb_table_counts(RbRun *run)
 	return buf.data;
 }
 
+/* ---------------------------------------------------------------------
+ * Finish and entry points
+ * ---------------------------------------------------------------------
+ */
+
 /*
- * Close the history row: status, counts, error, finish time.
+ * Close the history row: status, counts, error, skipped tables, finish time.
  */
 static void
 rb_history_finish(RbRun *run, const char *status, int ntables, int64 *sums)
 {
-	Oid			types[10] = {TEXTOID, INT8OID, TEXTOID, INT4OID, INT8OID, INT8OID,
-	INT8OID, TEXTOID, TEXTOID, TEXTOID};
-	Datum		values[10];
-	char		nulls[10] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			types[11] = {TEXTOID, INT8OID, TEXTOID, INT4OID, INT8OID, INT8OID,
+	INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[11];
+	char		nulls[11] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 
 	values[0] = CStringGetTextDatum(run->target->tenant);
 	values[1] = Int64GetDatum(run->rollback_id);
@@ -1047,25 +910,29 @@ rb_history_finish(RbRun *run, const char *status, int ntables, int64 *sums)
 	values[8] = run->error ? CStringGetTextDatum(run->error) : (Datum) 0;
 	values[9] = run->sqlstate ? CStringGetTextDatum(run->sqlstate) : (Datum) 0;
 	nulls[8] = nulls[9] = run->error ? ' ' : 'n';
-	rb_exec("UPDATE bkperf.backup_pitr_rollback_history"
-			"   SET rollback_status = $3, tables = $4, rows_deleted = $5,"
-			"       rows_updated = $6, rows_inserted = $7, table_counts = $8::pg_catalog.jsonb,"
-			"       error_message = $9, error_sqlstate = $10,"
-			"       finished_at = pg_catalog.clock_timestamp()"
-			" WHERE tenant_id = $1 AND rollback_id = $2",
-			10, types, values, nulls, false, SPI_OK_UPDATE);
+	values[10] = run->skipped_json ? CStringGetTextDatum(run->skipped_json) : (Datum) 0;
+	nulls[10] = run->skipped_json ? ' ' : 'n';
+	bkperf_spi_exec("UPDATE bkperf.backup_pitr_rollback_history"
+					"   SET rollback_status = $3, tables = $4, rows_deleted = $5,"
+					"       rows_updated = $6, rows_inserted = $7, table_counts = $8::pg_catalog.jsonb,"
+					"       error_message = $9, error_sqlstate = $10,"
+					"       skipped_tables = $11::pg_catalog.jsonb,"
+					"       finished_at = pg_catalog.clock_timestamp()"
+					" WHERE tenant_id = $1 AND rollback_id = $2",
+					11, types, values, nulls, SPI_OK_UPDATE);
 }
 
 /*
  * Build the summary row (rollback_id, status, tables, rows_deleted,
- * rows_updated, rows_inserted, duration_ms, error) and close the history.
+ * rows_updated, rows_inserted, duration_ms, error[, skipped_tables]) and
+ * close the history.
  */
 static Datum
 rb_summary(FunctionCallInfo fcinfo, RbRun *run)
 {
 	TupleDesc	desc;
-	Datum		values[8];
-	bool		nulls[8] = {false, false, false, false, false, false, false, false};
+	Datum		values[9];
+	bool		nulls[9] = {false, false, false, false, false, false, false, false, false};
 	int64		sums[3] = {0, 0, 0};
 	int			ntables = 0;
 	const char *status = run->error ? "failed" :
@@ -1090,6 +957,10 @@ rb_summary(FunctionCallInfo fcinfo, RbRun *run)
 	values[6] = Float8GetDatum((GetCurrentTimestamp() - run->started) / 1000.0);
 	values[7] = run->error ? CStringGetTextDatum(run->error) : (Datum) 0;
 	nulls[7] = run->error == NULL;
+	/* The form with an explicit table list also returns skipped_tables. */
+	values[8] = run->skipped_json ?
+		DirectFunctionCall1(jsonb_in, CStringGetDatum(run->skipped_json)) : (Datum) 0;
+	nulls[8] = run->skipped_json == NULL;
 	tup = heap_form_tuple(BlessTupleDesc(desc), values, nulls);
 	return HeapTupleGetDatum(tup);
 }
@@ -1112,12 +983,13 @@ rb_run(FunctionCallInfo fcinfo, RbTarget *target)
 				 errmsg("a rollback must run in a READ COMMITTED transaction"),
 				 errdetail("Its plan must see every change committed up to its table locks."),
 				 errhint("Run it outside REPEATABLE READ and SERIALIZABLE transactions.")));
-	rb_load_tables(run);
+	rb_load_scope(run);
 	if (!target->dry_run)
 		rb_lock_tables(run);
+	rb_report_skipped(run);
 	rb_history_start(run);
 	rb_build_plan(run);
-	rb_store_order(run);
+	rb_order(run);
 	rb_history_phase(run, "planned_at");
 	prev = bkperf_rb_plan_activate(run->plan);
 	PG_TRY();
@@ -1136,6 +1008,40 @@ rb_run(FunctionCallInfo fcinfo, RbTarget *target)
 }
 
 /*
+ * The explicit table list of the four-argument forms (-1: none, the
+ * default scope).  NULL elements and duplicates are dropped.
+ */
+static void
+rb_table_list(FunctionCallInfo fcinfo, RbTarget *t)
+{
+	ArrayType  *arr;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			nelems;
+
+	t->nlist = -1;
+	if (PG_NARGS() < 4)
+		return;
+	if (PG_ARGISNULL(3))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("tables must not be NULL"),
+				 errhint("Omit the argument to roll back every table you own.")));
+	arr = PG_GETARG_ARRAYTYPE_P(3);
+	deconstruct_array(arr, REGCLASSOID, sizeof(Oid), true, TYPALIGN_INT,
+					  &elems, &nulls, &nelems);
+	t->list = palloc(sizeof(Oid) * Max(nelems, 1));
+	t->nlist = 0;
+	for (int i = 0; i < nelems; i++)
+		if (!nulls[i])
+			t->list[t->nlist++] = DatumGetObjectId(elems[i]);
+	if (t->nlist == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("tables must name at least one table")));
+}
+
+/*
  * Argument checks and locks shared by both entry points.
  */
 static RbTarget *
@@ -1143,7 +1049,7 @@ rb_begin(FunctionCallInfo fcinfo, const char *what)
 {
 	RbTarget   *t = palloc0(sizeof(RbTarget));
 
-	t->tenant = rb_required_text(fcinfo, 0, "tenant");
+	t->tenant = bkperf_rb_required_text(fcinfo, 0, "tenant");
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -1153,15 +1059,16 @@ rb_begin(FunctionCallInfo fcinfo, const char *what)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("dry_run must not be NULL")));
 	t->dry_run = PG_GETARG_BOOL(2);
+	rb_table_list(fcinfo, t);
 	SPI_connect();
-	rb_require_tracked();
+	bkperf_rb_require_tracked();
 	rb_lock_tenant(t->tenant);
 	return t;
 }
 
 /*
- * bkperf.rollback_to_snapshot(tenant, snapshot_id, dry_run): restore the
- * tenant's rows in every tracked table to what snapshot_id saw.
+ * bkperf.rollback_to_snapshot(tenant, snapshot_id, dry_run[, tables]):
+ * restore the tenant's rows in the tables in scope to what snapshot_id saw.
  */
 Datum
 bkperf_rollback_to_snapshot(PG_FUNCTION_ARGS)
@@ -1177,8 +1084,8 @@ bkperf_rollback_to_snapshot(PG_FUNCTION_ARGS)
 }
 
 /*
- * bkperf.rollback_to_time(tenant, target, dry_run): restore the tenant's
- * rows in every tracked table to their state at the target time.
+ * bkperf.rollback_to_time(tenant, target, dry_run[, tables]): restore the
+ * tenant's rows in the tables in scope to their state at the target time.
  */
 Datum
 bkperf_rollback_to_time(PG_FUNCTION_ARGS)

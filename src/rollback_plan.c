@@ -18,8 +18,9 @@
  *	  (1.0 and 1.00 are one numeric key), as GROUP BY record_id would.
  *
  * The apply statements read the plan through bkperf.rollback_plan_rows(
- * table, present), which returns the earliest change of each key of that
- * table and kind.  When no key of the table changed twice (the usual case)
+ * table, present, proto), which returns the earliest change of each key of
+ * that table and kind, decoded into rows of the table (rollback_image.c,
+ * with the column epochs of rollback_columns.c).  When no key of the table changed twice (the usual case)
  * every stored row is its key's earliest change and is returned without a
  * hash look-up.  It only answers inside a rollback of this backend.
  *
@@ -30,6 +31,7 @@
  */
 #include "postgres.h"
 
+#include "access/table.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
@@ -42,6 +44,7 @@
 #include "utils/fmgrprotos.h"
 #include "utils/hsearch.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/tuplestore.h"
 
@@ -72,11 +75,27 @@ typedef struct RpEntry
 	bool		present;		/* that change was not an INSERT */
 } RpEntry;
 
+/* How the rows of one table are decoded (made on first use). */
+typedef struct RpDecode
+{
+	TupleDesc	desc;			/* the table's row type */
+	bool	   *is_key;			/* per attribute */
+	BkperfImageDecoder *decoder;
+	BkperfRbColumns *columns;
+} RpDecode;
+
 struct BkperfRbPlan
 {
 	MemoryContext cxt;
 	int			ntables;
-	char	  **names;			/* log table_name of each table */
+	char	  **names;			/* table key (table_id) of each table */
+	int64	   *table_ids;
+	Oid		   *relids;
+	char	  **qnames;			/* for messages */
+	bool	  **is_key;			/* per table and attribute */
+	RpDecode   *decode;
+	int			active;			/* table being restored, or -1 */
+	Oid			active_owner;
 	Tuplestorestate **rows;		/* per table and kind: every log row read */
 	int64	   *repeated;		/* per table: log rows of keys seen before */
 	TupleDesc	desc;			/* of those tuplestores */
@@ -206,7 +225,7 @@ rp_receive(TupleTableSlot *slot, DestReceiver *self)
 	slot_getallattrs(slot);
 	if (slot->tts_isnull[0] || slot->tts_isnull[1] || slot->tts_isnull[2] ||
 		slot->tts_isnull[3])
-		elog(ERROR, "change log row with a NULL table_name, record_id, log_id or operation");
+		elog(ERROR, "change log row with a NULL table_id, record_id, log_id or operation");
 	name = DatumGetTextPP(slot->tts_values[0]);
 	op = DatumGetTextPP(slot->tts_values[3]);
 	table = rp_table(r->plan, name, r->last);
@@ -236,16 +255,17 @@ rp_noop(DestReceiver *self)
 }
 
 /*
- * Build the plan from a log query returning (table_name text, record_id
+ * Build the plan from a log query returning (table key text, record_id
  * jsonb, log_id bigint, operation text, old_data jsonb), one row per change
- * after the target, in any order.  names are the log table_name of the
- * tracked tables; rows of other tables are an error.  Needs an SPI
+ * after the target, in any order.  tables are the tables in the rollback's
+ * scope (their key: table_id as text) and is_key their key columns (kept,
+ * not copied); rows of other tables are an error.  Needs an SPI
  * connection; the plan lives in the current memory context.  The rows go
  * from the executor to the plan without being copied into SPI's result.
  */
 BkperfRbPlan *
 bkperf_rb_plan_build(const char *sql, int nargs, Oid *types, Datum *values,
-					 char *const *names, int ntables)
+					 BkperfRbTable *tables, bool **is_key, int ntables)
 {
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
 											  "bkperf rollback plan",
@@ -266,9 +286,19 @@ bkperf_rb_plan_build(const char *sql, int nargs, Oid *types, Datum *values,
 	plan->repeated = palloc0(sizeof(int64) * Max(ntables, 1));
 	plan->present = palloc0(sizeof(int64) * Max(ntables, 1));
 	plan->absent = palloc0(sizeof(int64) * Max(ntables, 1));
+	plan->table_ids = palloc(sizeof(int64) * Max(ntables, 1));
+	plan->relids = palloc(sizeof(Oid) * Max(ntables, 1));
+	plan->qnames = palloc(sizeof(char *) * Max(ntables, 1));
+	plan->is_key = palloc(sizeof(bool *) * Max(ntables, 1));
+	plan->decode = palloc0(sizeof(RpDecode) * Max(ntables, 1));
+	plan->active = -1;
 	for (int i = 0; i < ntables; i++)
 	{
-		plan->names[i] = pstrdup(names[i]);
+		plan->names[i] = pstrdup(tables[i].key);
+		plan->table_ids[i] = tables[i].table_id;
+		plan->relids[i] = tables[i].relid;
+		plan->qnames[i] = pstrdup(tables[i].qname);
+		plan->is_key[i] = is_key[i];
 		/* Beyond work_mem the rows spill to temporary files, as a sort's do. */
 		plan->rows[2 * i] = tuplestore_begin_heap(false, false, work_mem);
 		plan->rows[2 * i + 1] = tuplestore_begin_heap(false, false, work_mem);
@@ -375,10 +405,98 @@ bkperf_rb_plan_free(BkperfRbPlan *plan)
 }
 
 /*
- * bkperf.rollback_plan_rows(table_name, present): the earliest change after
- * the target of each key of one table in the running rollback's plan, of
- * the keys present at the target (their image, old_data) or of those absent
- * at it (their record_id).  Called by the rollback's own statements.
+ * Make table i of the plan (run as role owner) the one whose rows
+ * bkperf.rollback_plan_rows() serves, with the relation whose row type the
+ * rows are decoded into; -1: none.
+ */
+void
+bkperf_rb_plan_set_active(BkperfRbPlan *plan, int i, Oid owner)
+{
+	plan->active = i;
+	plan->active_owner = owner;
+}
+
+/*
+ * The decoding state of table i (its row type, decoder and column epochs),
+ * made on first use in the plan's context.
+ */
+static RpDecode *
+rp_decode_state(BkperfRbPlan *plan, int i, Oid relid, const bool *is_key_in)
+{
+	MemoryContext old;
+	RpDecode   *d = &plan->decode[i];
+	Relation	rel;
+
+	if (d->desc != NULL)
+		return d;
+	old = MemoryContextSwitchTo(plan->cxt);
+	rel = table_open(relid, AccessShareLock);
+	d->desc = CreateTupleDescCopy(RelationGetDescr(rel));
+	table_close(rel, NoLock);
+	d->is_key = palloc0(sizeof(bool) * Max(d->desc->natts, 1));
+	memcpy(d->is_key, is_key_in, sizeof(bool) * d->desc->natts);
+	d->decoder = bkperf_image_decoder(d->desc);
+	SPI_connect();
+	d->columns = bkperf_rb_columns(plan->table_ids[i], d->desc, d->is_key);
+	SPI_finish();
+	MemoryContextSwitchTo(old);
+	return d;
+}
+
+/*
+ * Decode one plan row's image (old_data, or record_id for a key absent at
+ * the target) into values/nulls of the table's row.  Columns added after
+ * the image was logged get the value ADD COLUMN gave existing rows; a
+ * column the image should hold but lacks, or an added column whose value is
+ * unknown, makes the rollback fail: it would not be exact.
+ */
+static void
+rp_decode_row(BkperfRbPlan *plan, int table, RpDecode *d, int64 log_id,
+			  Jsonb *image, bool present, Datum *values, bool *nulls)
+{
+	BkperfRbEpoch *e = bkperf_rb_columns_epoch(d->columns, log_id);
+	int			natts = d->desc->natts;
+	bool	   *absent = palloc0(sizeof(bool) * Max(natts, 1));
+
+	bkperf_image_decode(d->decoder, image, present ? e->keys : e->key_keys,
+						values, nulls, absent);
+	for (int i = 0; i < natts; i++)
+	{
+		const char *name = NameStr(TupleDescAttr(d->desc, i)->attname);
+
+		if (!present && !d->is_key[i])
+			continue;
+		if (absent[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("cannot restore column \"%s\" of table %s exactly: its logged image has no key \"%s\"",
+							name, plan->qnames[table], e->keys[i]),
+					 errdetail("The change log entry %lld does not hold the column.", (long long) log_id)));
+		if (e->kind[i] == 'u')
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("cannot restore column \"%s\" of table %s exactly: it was added after the target and the value it gave existing rows is unknown",
+							name, plan->qnames[table]),
+					 errdetail("The column was added with a volatile default or in a table rewrite."),
+					 errhint("Choose a target after the column was added.")));
+		if (e->kind[i] == 'a')
+		{
+			nulls[i] = e->added[i] == NULL;
+			values[i] = nulls[i] ? (Datum) 0 :
+				bkperf_image_decode_text(d->decoder, i, e->added[i]);
+		}
+	}
+	pfree(absent);
+}
+
+/*
+ * bkperf.rollback_plan_rows(table_key, present, proto): rows of the running
+ * rollback's plan for one table, as rows of that table (proto's type): the
+ * target images of the keys present at the target, or the keys (other
+ * columns NULL) of those absent at it.  Each key's earliest change after
+ * the target is the one served.  It answers only inside a rollback of this
+ * backend, only for the table whose statements are running, and only to
+ * that table's owner: a trigger of another role cannot read the plan.
  */
 Datum
 bkperf_rollback_plan_rows(PG_FUNCTION_ARGS)
@@ -390,58 +508,67 @@ bkperf_rollback_plan_rows(PG_FUNCTION_ARGS)
 	Tuplestorestate *ts;
 	TupleTableSlot *slot;
 	MemoryContext rowcxt;
+	RpDecode   *d;
+	Datum	   *values;
+	bool	   *nulls;
 
-	if (plan == NULL)
+	if (plan == NULL || plan->active < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("bkperf.rollback_plan_rows() can only be called by a rollback"),
 				 errdetail("It reads the plan of the rollback running in this session.")));
-	bkperf_require_arg(fcinfo, 0, "table_name");
+	bkperf_require_arg(fcinfo, 0, "table_key");
 	bkperf_require_arg(fcinfo, 1, "present");
 	present = PG_GETARG_BOOL(1);
 	table = rp_table(plan, PG_GETARG_TEXT_PP(0), 0);
+	if (table != plan->active || GetUserId() != plan->active_owner ||
+		get_fn_expr_argtype(fcinfo->flinfo, 2) != get_rel_type_id(plan->relids[table]))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("bkperf.rollback_plan_rows() only serves the table the rollback is restoring")));
 	InitMaterializedSRF(fcinfo, 0);
-	if (table < 0)
-		PG_RETURN_NULL();
 	if ((present ? plan->present[table] : plan->absent[table]) == 0)
 		PG_RETURN_NULL();
 
+	d = rp_decode_state(plan, table, plan->relids[table], plan->is_key[table]);
+	values = palloc(sizeof(Datum) * Max(d->desc->natts, 1));
+	nulls = palloc(sizeof(bool) * Max(d->desc->natts, 1));
 	ts = plan->rows[2 * table + (present ? 1 : 0)];
 	tuplestore_rescan(ts);
 	slot = MakeSingleTupleTableSlot(plan->desc, &TTSOpsMinimalTuple);
 	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "bkperf rollback plan row",
-								   ALLOCSET_SMALL_SIZES);
+								   ALLOCSET_DEFAULT_SIZES);
 	while (tuplestore_gettupleslot(ts, true, false, slot))
 	{
-		RpKey		key;
-		RpEntry    *e;
-		Datum		values[2];
-		bool		nulls[2] = {false, false};
 		MemoryContext old;
+		int64		log_id;
 
 		CHECK_FOR_INTERRUPTS();
 		slot_getallattrs(slot);
-		values[0] = slot->tts_values[RP_COL_KEY];
-		values[1] = slot->tts_values[RP_COL_OLD];
-		nulls[1] = slot->tts_isnull[RP_COL_OLD];
-		if (plan->repeated[table] == 0)
-		{
-			/* Every key changed once: this is its earliest change. */
-			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-			continue;
-		}
+		log_id = DatumGetInt64(slot->tts_values[RP_COL_LOG_ID]);
 		MemoryContextReset(rowcxt);
 		old = MemoryContextSwitchTo(rowcxt);
-		key.table = table;
-		key.hash = DatumGetUInt32(slot->tts_values[RP_COL_HASH]);
-		key.record_id = DatumGetJsonbP(slot->tts_values[RP_COL_KEY]);
-		e = hash_search(plan->keys, &key, HASH_FIND, NULL);
-		if (e == NULL)
-			elog(ERROR, "rollback plan lost a key of table \"%s\"", plan->names[table]);
+		if (plan->repeated[table] != 0)
+		{
+			RpKey		key;
+			RpEntry    *e;
+
+			key.table = table;
+			key.hash = DatumGetUInt32(slot->tts_values[RP_COL_HASH]);
+			key.record_id = DatumGetJsonbP(slot->tts_values[RP_COL_KEY]);
+			e = hash_search(plan->keys, &key, HASH_FIND, NULL);
+			if (e == NULL)
+				elog(ERROR, "rollback plan lost a key of table %s", plan->qnames[table]);
+			if (e->first_log_id != log_id || e->present != present)
+			{
+				MemoryContextSwitchTo(old);
+				continue;
+			}
+		}
+		rp_decode_row(plan, table, d, log_id,
+					  DatumGetJsonbP(slot->tts_values[present ? RP_COL_OLD : RP_COL_KEY]),
+					  present, values, nulls);
 		MemoryContextSwitchTo(old);
-		if (e->first_log_id != DatumGetInt64(slot->tts_values[RP_COL_LOG_ID]) ||
-			e->present != present)
-			continue;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	ExecDropSingleTupleTableSlot(slot);

@@ -139,3 +139,35 @@ bkperf_require_one_of(const char *value, const char *const *allowed, int nallowe
 			 errmsg("invalid %s \"%s\"", what, value),
 			 errhint("Use %s.", words.data)));
 }
+
+/*
+ * Run one SPI statement with parameters (nulls as SPI takes them, or NULL)
+ * and check that it returned the expected result code.
+ */
+void
+bkperf_spi_exec(const char *sql, int nargs, Oid *types, Datum *values,
+				const char *nulls, int expect)
+{
+	int			ret = SPI_execute_with_args(sql, nargs, types, values, nulls,
+											false, 0);
+
+	if (ret != expect)
+		elog(ERROR, "SPI statement failed (%s): %s",
+			 SPI_result_code_string(ret), sql);
+}
+
+/*
+ * Column col of the last SPI result's first row as int64 (0 when there is
+ * no row or the value is NULL).
+ */
+int64
+bkperf_spi_int64(int col)
+{
+	bool		isnull;
+	Datum		d;
+
+	if (SPI_processed == 0)
+		return 0;
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col, &isnull);
+	return isnull ? 0 : DatumGetInt64(d);
+}

@@ -55,6 +55,7 @@ CREATE TABLE @extschema@.backup_pitr_rollback_history (
     error_message   text,
     error_sqlstate  text,
     requested_by    text NOT NULL DEFAULT CURRENT_USER,
+    skipped_tables  jsonb,
     CONSTRAINT backup_pitr_rollback_history_pkey PRIMARY KEY (tenant_id, rollback_id),
     CONSTRAINT backup_pitr_rollback_history_status_check CHECK
         (rollback_status IN ('running', 'completed', 'failed', 'dry_run')),

@@ -18,9 +18,14 @@
  *  - old_data / new_data are to_jsonb-compatible row images.  Capture 'full'
  *    stores both; 'undo' stores the key only for INSERT and the old row for
  *    UPDATE and DELETE (what rollback needs).
- *  - tenant_id is the text output of the row's tenant column; NULL when the
- *    row's tenant value is NULL (such rows belong to no tenant).
+ *  - tenant_id is the text form of the row's tenant column (bkperf.tenant_text(),
+ *    independent of session settings); NULL when the row's tenant value is
+ *    NULL (such rows belong to no tenant).
+ *  - table_id (1.1) is tracked_tables.table_id: rollback matches log rows to
+ *    tables by it; table_name is the table's name when the row was logged.
  */
+CREATE SEQUENCE @extschema@.tracked_tables_table_id_seq AS bigint;
+
 CREATE TABLE @extschema@.tracked_tables (
     relid           regclass NOT NULL,
     table_name      text COLLATE "C" NOT NULL,
@@ -29,7 +34,13 @@ CREATE TABLE @extschema@.tracked_tables (
     capture_mode    text NOT NULL DEFAULT 'full',
     tracked_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
     tracked_by      text NOT NULL DEFAULT CURRENT_USER,
+    -- 1.1: the table's identity in the log (survives renames, schema moves
+    -- and dump/restore, unlike an OID or a name), and the names of its
+    -- columns by attnum as last seen (column_map, see capture_sync_columns).
+    table_id        bigint NOT NULL DEFAULT nextval('@extschema@.tracked_tables_table_id_seq'),
+    column_map      jsonb NOT NULL DEFAULT '{}',
     CONSTRAINT tracked_tables_pkey PRIMARY KEY (relid),
+    CONSTRAINT tracked_tables_table_id_key UNIQUE (table_id),
     CONSTRAINT tracked_tables_table_name_key UNIQUE (table_name),
     CONSTRAINT tracked_tables_capture_mode_check CHECK (capture_mode IN ('full', 'undo')),
     CONSTRAINT tracked_tables_key_columns_check CHECK (pg_catalog.cardinality(key_columns) > 0)
@@ -48,6 +59,7 @@ CREATE TABLE @extschema@.backup_transaction_logs (
     changed_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
     txid            xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
     changed_by      text NOT NULL DEFAULT CURRENT_USER,
+    table_id        bigint,
     CONSTRAINT backup_transaction_logs_operation_check CHECK
         (operation IN ('INSERT', 'UPDATE', 'DELETE'))
 ) PARTITION BY RANGE (changed_at);
@@ -74,7 +86,35 @@ CREATE TABLE @extschema@.log_retention_state (
 );
 INSERT INTO @extschema@.log_retention_state DEFAULT VALUES;
 
+ALTER SEQUENCE @extschema@.tracked_tables_table_id_seq
+    OWNED BY @extschema@.tracked_tables.table_id;
+
+/*
+ * Renamed and added columns of tracked tables (1.1).  A log image holds a
+ * row under the column names of its time: a row logged before log_mark (a
+ * log_id taken by the DDL, under its ACCESS EXCLUSIVE lock, so every image
+ * of the table's older changes has a smaller log_id) reads new_name from the
+ * key old_name ('rename'), or gets added_value, the value ADD COLUMN gave
+ * existing rows ('add'; unknown when the table was rewritten, e.g. by a
+ * volatile default, and then such images cannot be restored).
+ */
+CREATE TABLE @extschema@.tracked_column_changes (
+    table_id        bigint NOT NULL,
+    log_mark        bigint NOT NULL,
+    change          text NOT NULL,
+    old_name        name,
+    new_name        name NOT NULL,
+    added_value     text,
+    added_value_known boolean NOT NULL DEFAULT true,
+    changed_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CONSTRAINT tracked_column_changes_pkey PRIMARY KEY (table_id, log_mark, new_name),
+    CONSTRAINT tracked_column_changes_change_check CHECK
+        (change IN ('rename', 'add') AND (change = 'add') = (old_name IS NULL))
+);
+
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.tracked_tables', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.tracked_tables_table_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.tracked_column_changes', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.backup_transaction_logs_default', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.backup_transaction_logs_log_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.log_retention_state', '');
@@ -120,6 +160,8 @@ COMMENT ON TABLE @extschema@.tracked_tables IS
     'Application tables whose changes are captured, with tenant column, key columns and capture mode.';
 COMMENT ON TABLE @extschema@.backup_transaction_logs IS
     'Per-tenant change log written by the capture triggers in the changing transaction; partitioned by changed_at.';
+COMMENT ON TABLE @extschema@.tracked_column_changes IS
+    'Columns of tracked tables renamed or added since tracking: how older log images map onto today''s columns.';
 COMMENT ON TABLE @extschema@.log_retention_state IS
     'Single row: the time before which change-log partitions were pruned.';
 COMMENT ON FUNCTION @extschema@.table_change_summary(regclass) IS

@@ -15,7 +15,7 @@ AS 'MODULE_PATHNAME', 'bkperf_capture_truncate';
 
 /*
  * Create the capture triggers of one table (rel itself or one of its
- * partitions), logging changes as changes of rel.
+ * partitions), logging changes as changes of rel (tracked_tables.table_id).
  */
 CREATE FUNCTION @extschema@.capture_triggers_create(part regclass, rel regclass,
                                                     tenant_column name, capture text,
@@ -26,8 +26,11 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_args text;
+    v_id   bigint;
 BEGIN
-    v_args := pg_catalog.format('%L, %L, %L', rel::oid, tenant_column, capture)
+    SELECT t.table_id INTO STRICT v_id FROM @extschema@.tracked_tables t WHERE t.relid = rel;
+    -- '#' marks the 1.1 argument format (1.0 passed the table's OID).
+    v_args := pg_catalog.format('%L, %L, %L', '#' OPERATOR(pg_catalog.||) v_id, tenant_column, capture)
            || (SELECT pg_catalog.string_agg(pg_catalog.format(', %L', k), '' ORDER BY o)
                  FROM pg_catalog.unnest(keys) WITH ORDINALITY u(k, o));
     EXECUTE pg_catalog.format(
@@ -75,6 +78,14 @@ BEGIN
               USING ERRCODE = 'wrong_object_type',
                     DETAIL = 'Only ordinary and partitioned tables can be tracked.';
     END IF;
+    IF (SELECT c.relispartition FROM pg_catalog.pg_class c WHERE c.oid = rel) THEN
+        RAISE EXCEPTION 'cannot track partition % on its own', rel
+              USING ERRCODE = 'feature_not_supported',
+                    DETAIL = 'Changes made through its partitioned parent would not be captured.',
+                    HINT = pg_catalog.format('Track the partition root %s: its partitions are captured with it.',
+                                             (SELECT x.relid FROM pg_catalog.pg_partition_ancestors(rel) WITH ORDINALITY x(relid, o)
+                                               ORDER BY x.o DESC LIMIT 1));
+    END IF;
     IF capture NOT IN ('full', 'undo') THEN
         RAISE EXCEPTION 'invalid capture mode "%"', capture
               USING ERRCODE = 'invalid_parameter_value',
@@ -102,6 +113,19 @@ BEGIN
                     HINT = 'Add a primary key, or set REPLICA IDENTITY USING INDEX on a unique index of NOT NULL columns.';
     END IF;
 
+    -- Re-tracking keeps tracked_at (the table's log floor) and table_id.
+    INSERT INTO @extschema@.tracked_tables AS t
+           (relid, table_name, tenant_column, key_columns, capture_mode, tracked_by, column_map)
+    VALUES (rel, pg_catalog.format('%I.%I', v_nsp, v_name), tenant_column, v_keys, capture, caller,
+            @extschema@.column_map(rel))
+    ON CONFLICT (relid) DO UPDATE
+       SET table_name = excluded.table_name, tenant_column = excluded.tenant_column,
+           key_columns = excluded.key_columns, capture_mode = excluded.capture_mode;
+    IF (SELECT t.column_map FROM @extschema@.tracked_tables t WHERE t.relid = rel)
+       IS DISTINCT FROM @extschema@.column_map(rel) THEN
+        PERFORM @extschema@.capture_sync_columns(rel);
+    END IF;
+
     -- The table and every partition below it: statement triggers of a parent
     -- do not fire for DML aimed at a partition.
     FOR v_part IN SELECT c.oid::pg_catalog.regclass FROM pg_catalog.pg_class c
@@ -111,14 +135,6 @@ BEGIN
         PERFORM @extschema@.capture_triggers_drop(v_part);
         PERFORM @extschema@.capture_triggers_create(v_part, rel, tenant_column, capture, v_keys);
     END LOOP;
-
-    -- Re-tracking keeps tracked_at: change_log_floor() relies on it.
-    INSERT INTO @extschema@.tracked_tables AS t
-           (relid, table_name, tenant_column, key_columns, capture_mode, tracked_by)
-    VALUES (rel, pg_catalog.format('%I.%I', v_nsp, v_name), tenant_column, v_keys, capture, caller)
-    ON CONFLICT (relid) DO UPDATE
-       SET table_name = excluded.table_name, tenant_column = excluded.tenant_column,
-           key_columns = excluded.key_columns, capture_mode = excluded.capture_mode;
 
     -- Today's change-log partition (and the following days') exists before
     -- the first change is captured, so rows do not land in the default one.
@@ -173,6 +189,9 @@ BEGIN
     LOOP
         PERFORM @extschema@.capture_triggers_drop(v_part);
     END LOOP;
+    -- A partition (tracked on its own under 1.0) of a tracked table goes on
+    -- being captured as part of that table.
+    PERFORM @extschema@.capture_sync_partitions_of(rel);
 END
 $$;
 
@@ -212,9 +231,130 @@ CREATE EVENT TRIGGER bkperf_forget_dropped_tables ON sql_drop
 
 
 /*
- * ddl_command_end event trigger for CREATE TABLE and ALTER TABLE: partitions
- * created in or attached to a tracked table get the capture triggers, and a
- * table detached from a tracked table loses them (unless tracked itself).
+ * The names of a table's live columns by attnum, with the table's OID:
+ * {"oid": 16384, "cols": {"1": "id", "2": "tenant", ...}}.  A stored map
+ * whose OID differs from the table's comes from before a dump and restore
+ * (which renumbers columns): it is replaced, not compared.
+ */
+CREATE FUNCTION @extschema@.column_map(rel regclass)
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.jsonb_build_object('oid', rel::pg_catalog.oid,
+               'cols', COALESCE(pg_catalog.jsonb_object_agg(a.attnum, a.attname), '{}'))
+      FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid OPERATOR(pg_catalog.=) rel AND a.attnum OPERATOR(pg_catalog.>) 0
+       AND NOT a.attisdropped
+$$;
+
+/*
+ * Record the columns of tracked table rel renamed or added since its stored
+ * column map (tracked_column_changes), keep its tenant and key column names
+ * current, and store the new map.  Returns true when the tenant or a key
+ * column was renamed (the capture triggers name them in their arguments).
+ */
+CREATE FUNCTION @extschema@.capture_sync_columns(rel regclass)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_t     @extschema@.tracked_tables;
+    v_cur   jsonb := @extschema@.column_map(rel);
+    v_mark  bigint;
+    v_moved boolean := false;
+    r       record;
+BEGIN
+    SELECT * INTO STRICT v_t FROM @extschema@.tracked_tables t WHERE t.relid = rel;
+    IF v_t.column_map = v_cur THEN
+        RETURN false;
+    END IF;
+    IF v_t.column_map->'oid' = v_cur->'oid' THEN
+        -- Taken under the DDL's ACCESS EXCLUSIVE lock: every image logged
+        -- before it has a smaller log_id, every later one a larger.
+        v_mark := pg_catalog.nextval('@extschema@.backup_transaction_logs_log_id_seq');
+        FOR r IN SELECT c.key AS attnum, c.value OPERATOR(pg_catalog.#>>) '{}' AS name,
+                        v_t.column_map->'cols' OPERATOR(pg_catalog.->>) c.key AS was,
+                        a.atthasmissing, a.atthasdef, a.attgenerated,
+                        (a.attmissingval::pg_catalog.text::pg_catalog.text[])[1] AS missing
+                   FROM pg_catalog.jsonb_each(v_cur->'cols') c
+                   JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) rel
+                    AND a.attnum OPERATOR(pg_catalog.=) c.key::pg_catalog.int2
+        LOOP
+            IF r.was IS NULL AND r.attgenerated OPERATOR(pg_catalog.=) '' THEN
+                INSERT INTO @extschema@.tracked_column_changes
+                       (table_id, log_mark, change, new_name, added_value, added_value_known)
+                VALUES (v_t.table_id, v_mark, 'add', r.name, r.missing,
+                        r.atthasmissing OR NOT r.atthasdef);
+            ELSIF r.was OPERATOR(pg_catalog.<>) r.name THEN
+                INSERT INTO @extschema@.tracked_column_changes
+                       (table_id, log_mark, change, old_name, new_name)
+                VALUES (v_t.table_id, v_mark, 'rename', r.was, r.name);
+                IF v_t.tenant_column OPERATOR(pg_catalog.=) r.was THEN
+                    v_t.tenant_column := r.name;
+                    v_moved := true;
+                END IF;
+                IF r.was OPERATOR(pg_catalog.=) ANY (v_t.key_columns) THEN
+                    v_t.key_columns := pg_catalog.array_replace(v_t.key_columns, r.was::name, r.name::name);
+                    v_moved := true;
+                END IF;
+            END IF;
+        END LOOP;
+    END IF;
+    UPDATE @extschema@.tracked_tables t
+       SET column_map = v_cur, tenant_column = v_t.tenant_column, key_columns = v_t.key_columns
+     WHERE t.relid = rel;
+    RETURN v_moved;
+END
+$$;
+
+/*
+ * Give every partition in the tracked tree that contains rel (as the root,
+ * a partition or a new partition) the capture triggers it lacks.
+ */
+CREATE FUNCTION @extschema@.capture_sync_partitions_of(rel regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_rel    regclass;
+    v_root   regclass;
+    v_tenant name;
+    v_mode   text;
+    v_keys   name[];
+BEGIN
+    FOR v_rel, v_root, v_tenant, v_mode, v_keys IN
+        SELECT DISTINCT c.oid::pg_catalog.regclass, t.relid, t.tenant_column, t.capture_mode,
+               t.key_columns
+          FROM (SELECT rel::pg_catalog.oid AS relid
+                UNION SELECT x.relid FROM pg_catalog.pg_partition_ancestors(rel) x) a
+          JOIN @extschema@.tracked_tables t ON t.relid::pg_catalog.oid OPERATOR(pg_catalog.=) a.relid
+         CROSS JOIN LATERAL (SELECT t.relid::pg_catalog.oid AS relid
+                             UNION SELECT x.relid FROM pg_catalog.pg_partition_tree(t.relid) x) p
+          JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relid
+         WHERE c.relkind IN ('r', 'p')
+           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g
+                            WHERE g.tgrelid OPERATOR(pg_catalog.=) c.oid
+                              AND g.tgname OPERATOR(pg_catalog.=) 'bkperf_capture_insert')
+    LOOP
+        PERFORM @extschema@.capture_triggers_create(v_rel, v_root, v_tenant, v_mode, v_keys);
+    END LOOP;
+END
+$$;
+
+/*
+ * ddl_command_end event trigger for CREATE TABLE, ALTER TABLE and ALTER
+ * SCHEMA:
+ *  - a tracked table attached as a partition of an untracked table is
+ *    refused (changes through that parent would not be captured);
+ *  - tracked tables' names (table_name) follow renames and schema moves;
+ *  - renamed and added columns of tracked tables are recorded
+ *    (capture_sync_columns), and capture triggers follow renamed tenant or
+ *    key columns;
+ *  - partitions created in or attached to a tracked table get the capture
+ *    triggers, and a table detached from one loses them.
  */
 CREATE FUNCTION @extschema@.capture_sync_partitions()
 RETURNS event_trigger
@@ -225,37 +365,69 @@ AS $$
 DECLARE
     v_rel       regclass;
     v_root      regclass;
-    v_tenant    name;
-    v_mode      text;
-    v_keys      name[];
 BEGIN
     IF pg_catalog.to_regclass('@extschema@.tracked_tables') IS NULL THEN
         RETURN;
     END IF;
-    -- Partitions of tracked tables without capture triggers.
-    FOR v_rel, v_root, v_tenant, v_mode, v_keys IN
-        SELECT DISTINCT c.oid::pg_catalog.regclass, t.relid, t.tenant_column, t.capture_mode,
-               t.key_columns
+    SELECT t.relid, x.relid INTO v_rel, v_root
+      FROM @extschema@.tracked_tables t
+      JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relid AND c.relispartition
+     CROSS JOIN LATERAL (SELECT a.relid FROM pg_catalog.pg_partition_ancestors(t.relid) WITH ORDINALITY a(relid, o)
+                          ORDER BY a.o DESC LIMIT 1) x
+     WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_partition_ancestors(t.relid) a
+                         JOIN @extschema@.tracked_tables p ON p.relid OPERATOR(pg_catalog.=) a.relid
+                        WHERE a.relid OPERATOR(pg_catalog.<>) t.relid)
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'tracked table % cannot become a partition of untracked table %', v_rel, v_root
+              USING ERRCODE = 'feature_not_supported',
+                    DETAIL = 'Changes made through the partitioned parent would not be captured.',
+                    HINT = pg_catalog.format('Track %s first (bkperf.track_table), or untrack %s.', v_root, v_rel);
+    END IF;
+
+    UPDATE @extschema@.tracked_tables t
+       SET table_name = pg_catalog.format('%I.%I', n.nspname, c.relname)
+      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+     WHERE c.oid OPERATOR(pg_catalog.=) t.relid
+       AND t.table_name OPERATOR(pg_catalog.<>) pg_catalog.format('%I.%I', n.nspname, c.relname);
+
+    FOR v_rel IN
+        SELECT DISTINCT t.relid
           FROM pg_catalog.pg_event_trigger_ddl_commands() d
-         CROSS JOIN LATERAL (SELECT d.objid AS relid
-                             UNION SELECT x.relid FROM pg_catalog.pg_partition_ancestors(d.objid) x) a
-          JOIN @extschema@.tracked_tables t ON t.relid::pg_catalog.oid = a.relid
-          JOIN pg_catalog.pg_partition_tree(t.relid) p ON true
-          JOIN pg_catalog.pg_class c ON c.oid = p.relid
-         WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objsubid = 0
-           AND c.relkind IN ('r', 'p')
-           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g
-                            WHERE g.tgrelid = c.oid AND g.tgname = 'bkperf_capture_insert')
+          JOIN @extschema@.tracked_tables t ON t.relid::pg_catalog.oid OPERATOR(pg_catalog.=) d.objid
+         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
     LOOP
-        PERFORM @extschema@.capture_triggers_create(v_rel, v_root, v_tenant, v_mode, v_keys);
+        IF @extschema@.capture_sync_columns(v_rel) THEN
+            -- The triggers name the tenant and key columns: make them anew.
+            FOR v_root IN SELECT c.oid FROM pg_catalog.pg_class c
+                           WHERE c.relkind IN ('r', 'p')
+                             AND (c.oid OPERATOR(pg_catalog.=) v_rel
+                                  OR c.oid IN (SELECT p.relid FROM pg_catalog.pg_partition_tree(v_rel) p))
+            LOOP
+                PERFORM @extschema@.capture_triggers_drop(v_root);
+            END LOOP;
+            PERFORM @extschema@.capture_sync_partitions_of(v_rel);
+        END IF;
+    END LOOP;
+
+    -- Partitions of tracked tables without capture triggers.
+    FOR v_rel IN
+        SELECT DISTINCT d.objid::pg_catalog.regclass
+          FROM pg_catalog.pg_event_trigger_ddl_commands() d
+         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+           AND d.objsubid OPERATOR(pg_catalog.=) 0
+           AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+                        WHERE c.oid OPERATOR(pg_catalog.=) d.objid AND c.relkind IN ('r', 'p'))
+    LOOP
+        PERFORM @extschema@.capture_sync_partitions_of(v_rel);
     END LOOP;
     -- Tables with capture triggers that are no longer in a tracked tree.
     FOR v_rel IN
         SELECT g.tgrelid::pg_catalog.regclass FROM pg_catalog.pg_trigger g
-         WHERE g.tgname = 'bkperf_capture_insert'
-           AND g.tgfoid = '@extschema@.capture()'::pg_catalog.regprocedure
+         WHERE g.tgname OPERATOR(pg_catalog.=) 'bkperf_capture_insert'
+           AND g.tgfoid OPERATOR(pg_catalog.=) '@extschema@.capture()'::pg_catalog.regprocedure
            AND NOT EXISTS (SELECT 1 FROM @extschema@.tracked_tables t
-                            WHERE t.relid::pg_catalog.oid = g.tgrelid
+                            WHERE t.relid::pg_catalog.oid OPERATOR(pg_catalog.=) g.tgrelid
                                OR t.relid IN (SELECT x.relid
                                                 FROM pg_catalog.pg_partition_ancestors(g.tgrelid) x))
     LOOP
@@ -265,7 +437,7 @@ END
 $$;
 
 CREATE EVENT TRIGGER bkperf_capture_sync_partitions ON ddl_command_end
-    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'ALTER SCHEMA')
     EXECUTE FUNCTION @extschema@.capture_sync_partitions();
 
 REVOKE ALL ON FUNCTION @extschema@.capture() FROM PUBLIC;
@@ -275,6 +447,8 @@ REVOKE ALL ON FUNCTION @extschema@.untrack_table_apply(regclass, text) FROM PUBL
 REVOKE ALL ON FUNCTION @extschema@.capture_triggers_drop(regclass) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.capture_triggers_create(regclass, regclass, name, text, name[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.capture_sync_partitions() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.capture_sync_partitions_of(regclass) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.capture_sync_columns(regclass) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.forget_dropped_tables() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.track_table(regclass, name, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.untrack_table(regclass) FROM PUBLIC;
@@ -293,6 +467,12 @@ COMMENT ON FUNCTION @extschema@.capture_triggers_create(regclass, regclass, name
     'Internal: creates the capture triggers of one table or partition of a tracked table.';
 COMMENT ON FUNCTION @extschema@.capture_sync_partitions() IS
     'ddl_command_end event trigger: gives new partitions of tracked tables the capture triggers, takes them from detached ones.';
+COMMENT ON FUNCTION @extschema@.capture_sync_partitions_of(regclass) IS
+    'Internal: gives the partitions of the tracked tree containing a table the capture triggers they lack.';
+COMMENT ON FUNCTION @extschema@.capture_sync_columns(regclass) IS
+    'Internal: records renamed and added columns of a tracked table in tracked_column_changes.';
+COMMENT ON FUNCTION @extschema@.column_map(regclass) IS
+    'The names of a table''s live columns by attnum, with its OID: what capture_sync_columns compares.';
 COMMENT ON FUNCTION @extschema@.forget_dropped_tables() IS
     'sql_drop event trigger: removes dropped tables from bkperf.tracked_tables.';
 COMMENT ON FUNCTION @extschema@.track_table(regclass, name, text) IS

@@ -106,17 +106,52 @@ COMMENT ON FUNCTION @extschema@.rollback_history(text, integer) IS
 
 /*
  * The plan of the rollback running in this session (src/rollback_plan.c):
- * per changed key of one table its earliest change after the target, of the
- * keys present at the target (old_data is their image) or absent at it.
- * The rollback's own statements read it; anywhere else it is an error.
- * Left executable by PUBLIC: it only answers inside the caller's own
- * rollback, with images of rows that rollback is writing.
+ * per changed key of one table its earliest change after the target,
+ * decoded into rows of that table (proto's type): the images of the keys
+ * present at the target, or the keys (other columns NULL) of those absent
+ * at it.  The rollback's own statements read it; anywhere else it is an
+ * error, and inside a rollback it answers only for the table being
+ * restored, to that table's owner.  Left executable by PUBLIC: the apply
+ * runs as each table's owner.
  */
-CREATE FUNCTION @extschema@.rollback_plan_rows(table_name text, present boolean,
-                                               OUT record_id jsonb, OUT old_data jsonb)
-RETURNS SETOF record
+CREATE FUNCTION @extschema@.rollback_plan_rows(table_key text, present boolean, proto anyelement)
+RETURNS SETOF anyelement
 AS 'MODULE_PATHNAME', 'bkperf_rollback_plan_rows'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT ROWS 10000;
 
-COMMENT ON FUNCTION @extschema@.rollback_plan_rows(text, boolean) IS
-    'Internal: the running rollback''s earliest change per key of one table (present or absent at the target); only answers inside a rollback.';
+COMMENT ON FUNCTION @extschema@.rollback_plan_rows(text, boolean, anyelement) IS
+    'Internal: the running rollback''s earliest change per key of the table being restored, as rows of that table; only answers inside a rollback.';
+
+/*
+ * The same rollbacks restricted to an explicit list of tables (each tracked
+ * and owned by the caller), also returning the tracked tables left outside
+ * the scope: {"schema.table": "reason"}.
+ */
+CREATE FUNCTION @extschema@.rollback_to_snapshot(tenant text, snapshot_id bigint,
+                                                 dry_run boolean, tables regclass[],
+                                                 OUT rollback_id bigint, OUT status text,
+                                                 OUT tables integer, OUT rows_deleted bigint,
+                                                 OUT rows_updated bigint, OUT rows_inserted bigint,
+                                                 OUT duration_ms double precision, OUT error text,
+                                                 OUT skipped_tables jsonb)
+RETURNS record
+AS 'MODULE_PATHNAME', 'bkperf_rollback_to_snapshot'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT;
+
+CREATE FUNCTION @extschema@.rollback_to_time(tenant text, target timestamptz,
+                                             dry_run boolean, tables regclass[],
+                                             OUT rollback_id bigint, OUT status text,
+                                             OUT tables integer, OUT rows_deleted bigint,
+                                             OUT rows_updated bigint, OUT rows_inserted bigint,
+                                             OUT duration_ms double precision, OUT error text,
+                                             OUT skipped_tables jsonb)
+RETURNS record
+AS 'MODULE_PATHNAME', 'bkperf_rollback_to_time'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT;
+
+REVOKE ALL ON FUNCTION @extschema@.rollback_to_snapshot(text, bigint, boolean, regclass[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.rollback_to_time(text, timestamptz, boolean, regclass[]) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.rollback_to_snapshot(text, bigint, boolean, regclass[]) IS
+    'Restores the tenant''s rows in the listed tables to what the snapshot saw; returns the summary and the tracked tables left outside the scope.';
+COMMENT ON FUNCTION @extschema@.rollback_to_time(text, timestamptz, boolean, regclass[]) IS
+    'Restores the tenant''s rows in the listed tables to their state at the target time; returns the summary and the tracked tables left outside the scope.';
