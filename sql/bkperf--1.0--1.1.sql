@@ -163,7 +163,8 @@ BEGIN
           FROM (SELECT rel::pg_catalog.oid AS relid
                 UNION SELECT x.relid FROM pg_catalog.pg_partition_ancestors(rel) x) a
           JOIN @extschema@.tracked_tables t ON t.relid::pg_catalog.oid OPERATOR(pg_catalog.=) a.relid
-          JOIN pg_catalog.pg_partition_tree(t.relid) p ON true
+         CROSS JOIN LATERAL (SELECT t.relid::pg_catalog.oid AS relid
+                             UNION SELECT x.relid FROM pg_catalog.pg_partition_tree(t.relid) x) p
           JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relid
          WHERE c.relkind IN ('r', 'p')
            AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g
@@ -245,8 +246,8 @@ BEGIN
               USING ERRCODE = 'feature_not_supported',
                     DETAIL = 'Changes made through its partitioned parent would not be captured.',
                     HINT = pg_catalog.format('Track the partition root %s: its partitions are captured with it.',
-                                             (SELECT x.relid FROM pg_catalog.pg_partition_ancestors(rel) x
-                                               ORDER BY x.level DESC LIMIT 1));
+                                             (SELECT x.relid FROM pg_catalog.pg_partition_ancestors(rel) WITH ORDINALITY x(relid, o)
+                                               ORDER BY x.o DESC LIMIT 1));
     END IF;
     IF capture NOT IN ('full', 'undo') THEN
         RAISE EXCEPTION 'invalid capture mode "%"', capture
@@ -364,8 +365,8 @@ BEGIN
     SELECT t.relid, x.relid INTO v_rel, v_root
       FROM @extschema@.tracked_tables t
       JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relid AND c.relispartition
-     CROSS JOIN LATERAL (SELECT a.relid FROM pg_catalog.pg_partition_ancestors(t.relid) a
-                          ORDER BY a.level DESC LIMIT 1) x
+     CROSS JOIN LATERAL (SELECT a.relid FROM pg_catalog.pg_partition_ancestors(t.relid) WITH ORDINALITY a(relid, o)
+                          ORDER BY a.o DESC LIMIT 1) x
      WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_partition_ancestors(t.relid) a
                          JOIN @extschema@.tracked_tables p ON p.relid OPERATOR(pg_catalog.=) a.relid
                         WHERE a.relid OPERATOR(pg_catalog.<>) t.relid)
@@ -390,6 +391,7 @@ BEGIN
          WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
     LOOP
         IF @extschema@.capture_sync_columns(v_rel) THEN
+            -- The triggers name the tenant and key columns: make them anew.
             FOR v_root IN SELECT c.oid FROM pg_catalog.pg_class c
                            WHERE c.relkind IN ('r', 'p')
                              AND (c.oid OPERATOR(pg_catalog.=) v_rel
@@ -397,6 +399,7 @@ BEGIN
             LOOP
                 PERFORM @extschema@.capture_triggers_drop(v_root);
             END LOOP;
+            PERFORM @extschema@.capture_sync_partitions_of(v_rel);
         END IF;
     END LOOP;
 

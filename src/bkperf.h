@@ -96,15 +96,6 @@ extern struct ArrayType *bkperf_fk_group_constraints(BkperfFkOrder *order,
 													 int group, bool only_rigid);
 
 
-/* rollback_image.c: logged images back into rows (the mirror of capture_json.c). */
-typedef struct BkperfImageDecoder BkperfImageDecoder;
-extern BkperfImageDecoder *bkperf_image_decoder(TupleDesc desc);
-extern bool bkperf_image_decode(BkperfImageDecoder *d, Jsonb *image,
-								const char *const *keys, Datum *values,
-								bool *nulls, bool *absent);
-extern Datum bkperf_image_decode_text(BkperfImageDecoder *d, int i,
-									  const char *text);
-
 /* rollback_snapshot.c: snapshots, argument checks and the log floor. */
 extern char *bkperf_rb_required_text(FunctionCallInfo fcinfo, int argno,
 									 const char *what);
@@ -141,7 +132,7 @@ typedef struct BkperfRbTable
 /* rollback_apply.c: the statements of one table, as its owner. */
 extern void bkperf_rb_apply_upsert(BkperfRbTable *t, const char *tenant);
 extern void bkperf_rb_apply_delete(BkperfRbTable *t, const char *tenant);
-extern void bkperf_rb_check_owner_triggers(BkperfRbTable *t);
+extern void bkperf_rb_check_owner_triggers(BkperfRbTable *t, bool in_cycle);
 
 /*
  * rollback_columns.c: how log images of one tracked table map onto its
@@ -171,6 +162,7 @@ extern BkperfRbPlan *bkperf_rb_plan_build(const char *sql, int nargs, Oid *types
 										  Datum *values, BkperfRbTable *tables,
 										  bool **is_key, int ntables);
 extern void bkperf_rb_plan_set_active(BkperfRbPlan *plan, int i, Oid owner);
+extern void bkperf_rb_plan_prepare(BkperfRbPlan *plan);
 extern void bkperf_rb_plan_counts(BkperfRbPlan *plan, int i, int64 *present,
 								  int64 *absent);
 extern BkperfRbPlan *bkperf_rb_plan_activate(BkperfRbPlan *plan);

@@ -700,7 +700,8 @@ rb_order(RbRun *run)
 
 		if (!rb_changed(run, i))
 			continue;
-		bkperf_rb_check_owner_triggers(&run->tables[i]);
+		bkperf_rb_check_owner_triggers(&run->tables[i],
+									   ft->cycle_group != 0 && run->deferred != NIL);
 		values[2] = CStringGetTextDatum(run->tables[i].qname);
 		values[3] = Int32GetDatum(ft->level);
 		values[4] = Int32GetDatum(ft->cycle_group);
@@ -990,6 +991,7 @@ rb_run(FunctionCallInfo fcinfo, RbTarget *target)
 	rb_history_start(run);
 	rb_build_plan(run);
 	rb_order(run);
+	bkperf_rb_plan_prepare(run->plan);
 	rb_history_phase(run, "planned_at");
 	prev = bkperf_rb_plan_activate(run->plan);
 	PG_TRY();

@@ -417,30 +417,67 @@ bkperf_rb_plan_set_active(BkperfRbPlan *plan, int i, Oid owner)
 }
 
 /*
- * The decoding state of table i (its row type, decoder and column epochs),
- * made on first use in the plan's context.
+ * Make the decoding state (row type, decoder, column epochs) of every table
+ * the plan changes, in the plan's context.  Called by the rollback, as its
+ * caller, before the apply: the apply runs as each table's owner, who may
+ * not read bkperf's catalog.  Needs an SPI connection.
  */
-static RpDecode *
-rp_decode_state(BkperfRbPlan *plan, int i, Oid relid, const bool *is_key_in)
+void
+bkperf_rb_plan_prepare(BkperfRbPlan *plan)
 {
-	MemoryContext old;
-	RpDecode   *d = &plan->decode[i];
-	Relation	rel;
+	for (int i = 0; i < plan->ntables; i++)
+	{
+		RpDecode   *d = &plan->decode[i];
+		MemoryContext old;
+		Relation	rel;
 
-	if (d->desc != NULL)
-		return d;
-	old = MemoryContextSwitchTo(plan->cxt);
-	rel = table_open(relid, AccessShareLock);
-	d->desc = CreateTupleDescCopy(RelationGetDescr(rel));
-	table_close(rel, NoLock);
-	d->is_key = palloc0(sizeof(bool) * Max(d->desc->natts, 1));
-	memcpy(d->is_key, is_key_in, sizeof(bool) * d->desc->natts);
-	d->decoder = bkperf_image_decoder(d->desc);
-	SPI_connect();
-	d->columns = bkperf_rb_columns(plan->table_ids[i], d->desc, d->is_key);
-	SPI_finish();
-	MemoryContextSwitchTo(old);
-	return d;
+		if (plan->present[i] + plan->absent[i] == 0)
+			continue;
+		old = MemoryContextSwitchTo(plan->cxt);
+		rel = table_open(plan->relids[i], AccessShareLock);
+		d->desc = CreateTupleDescCopy(RelationGetDescr(rel));
+		table_close(rel, NoLock);
+		d->is_key = plan->is_key[i];
+		d->decoder = bkperf_image_decoder(d->desc);
+		d->columns = bkperf_rb_columns(plan->table_ids[i], d->desc, d->is_key);
+		MemoryContextSwitchTo(old);
+	}
+}
+
+/*
+ * bkperf_image_decode, with a decoding error's detail saying which column
+ * of which table and log entry could not be restored (the decoder's error
+ * context, which the rollback's summary would not show).
+ */
+static void
+rp_decode_guarded(BkperfRbPlan *plan, int table, RpDecode *d, int64 log_id,
+				  Jsonb *image, const char *const *keys, Datum *values,
+				  bool *nulls, bool *absent)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		bkperf_image_decode(d->decoder, image, keys, values, nulls, absent);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+		char	   *where;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		if (edata->detail != NULL || edata->context == NULL ||
+			edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			PG_RE_THROW();
+		FlushErrorState();
+		where = pstrdup(edata->context);
+		where[strcspn(where, "\n")] = '\0';
+		edata->detail = psprintf("The value of %s of table %s in change log entry %lld cannot be restored.",
+								 where, plan->qnames[table], (long long) log_id);
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
 }
 
 /*
@@ -458,8 +495,8 @@ rp_decode_row(BkperfRbPlan *plan, int table, RpDecode *d, int64 log_id,
 	int			natts = d->desc->natts;
 	bool	   *absent = palloc0(sizeof(bool) * Max(natts, 1));
 
-	bkperf_image_decode(d->decoder, image, present ? e->keys : e->key_keys,
-						values, nulls, absent);
+	rp_decode_guarded(plan, table, d, log_id, image, present ? e->keys : e->key_keys,
+					  values, nulls, absent);
 	for (int i = 0; i < natts; i++)
 	{
 		const char *name = NameStr(TupleDescAttr(d->desc, i)->attname);
@@ -530,7 +567,9 @@ bkperf_rollback_plan_rows(PG_FUNCTION_ARGS)
 	if ((present ? plan->present[table] : plan->absent[table]) == 0)
 		PG_RETURN_NULL();
 
-	d = rp_decode_state(plan, table, plan->relids[table], plan->is_key[table]);
+	d = &plan->decode[table];
+	if (d->desc == NULL || d->desc->tdtypeid != get_rel_type_id(plan->relids[table]))
+		elog(ERROR, "rollback plan of table %s was not prepared", plan->qnames[table]);
 	values = palloc(sizeof(Datum) * Max(d->desc->natts, 1));
 	nulls = palloc(sizeof(bool) * Max(d->desc->natts, 1));
 	ts = plan->rows[2 * table + (present ? 1 : 0)];

@@ -293,8 +293,8 @@ SELECT count(*) AS differing
   FROM ((TABLE rb.big EXCEPT TABLE rb.big_copy) UNION ALL (TABLE rb.big_copy EXCEPT TABLE rb.big)) d;
 
 -- The plan is only readable by the rollback's own statements.
-SELECT * FROM bkperf.rollback_plan_rows('rb.nk', true);
-SELECT * FROM bkperf.rollback_plan_rows(NULL, true);
+SELECT * FROM bkperf.rollback_plan_rows('1', true, NULL::rb.nk);
+SELECT * FROM bkperf.rollback_plan_rows(NULL, true, NULL::rb.nk);
 
 -- Reading functions.
 SELECT snapshot_type, label, rollbacks FROM bkperf.list_snapshots('rb_a') ORDER BY created_at, snapshot_id;

@@ -1,0 +1,205 @@
+/*-------------------------------------------------------------------------
+ * rollback_apply.c
+ *		The statements a rollback runs on one table, as that table's owner.
+ *
+ * Per table: one INSERT ... ON CONFLICT DO UPDATE of the target images of
+ * the keys present at the target, one DELETE of the tenant's rows whose
+ * keys were absent at it (rollback.c orders them by foreign keys).  The
+ * rows come from bkperf.rollback_plan_rows(), decoded into rows of the
+ * table.
+ *
+ * Safety, as PostgreSQL's own maintenance commands do it (REFRESH
+ * MATERIALIZED VIEW, VACUUM): each table's statements run as the table's
+ * owner under SECURITY_RESTRICTED_OPERATION, with search_path =
+ * pg_catalog, pg_temp and row_security = off (a policy that would hide rows
+ * from the owner makes the statement fail instead of restoring less), and
+ * every operator is schema-qualified.  So a trigger, rule, default or
+ * operator of the table's owner runs with the owner's rights, never with
+ * the caller's.  The caller's own tables need no switch.  Deferred triggers
+ * would fire at commit as the caller (PostgreSQL refuses to queue them in a
+ * security-restricted operation): a table of another owner whose
+ * statements would queue one is refused.
+ *
+ * Tenants compare by their logged text form, bkperf.tenant_text(), never
+ * by the column type's equality (numeric 1 and 1.0 are two tenants).
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+
+#include "bkperf.h"
+
+/* The saved state of the caller while statements run as a table's owner. */
+typedef struct RaOwner
+{
+	Oid			save_userid;
+	int			save_sec;
+	int			save_nestlevel;
+} RaOwner;
+
+/*
+ * Become the owner of t, restricted, with a safe search_path.  On error the
+ * rollback's subtransaction restores the user and the settings.
+ */
+static void
+ra_owner_begin(BkperfRbTable *t, RaOwner *s)
+{
+	GetUserIdAndSecContext(&s->save_userid, &s->save_sec);
+	/* The caller's own table: nothing of another role runs. */
+	if (t->owner != s->save_userid)
+		SetUserIdAndSecContext(t->owner, s->save_sec | SECURITY_LOCAL_USERID_CHANGE |
+							   SECURITY_RESTRICTED_OPERATION);
+	s->save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("row_security", "off", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+}
+
+/*
+ * Back to the caller.
+ */
+static void
+ra_owner_end(RaOwner *s)
+{
+	AtEOXact_GUC(false, s->save_nestlevel);
+	SetUserIdAndSecContext(s->save_userid, s->save_sec);
+}
+
+/*
+ * Refuse a table of another owner whose statements would queue deferred
+ * triggers: PostgreSQL refuses them inside a security-restricted operation,
+ * and for good reason (they would fire at commit with the caller's
+ * rights).  That is a deferrable trigger of its own, a foreign key of it
+ * that is INITIALLY DEFERRED, or one the rollback defers (in_cycle: the
+ * table is in a changed cycle of foreign keys).
+ */
+void
+bkperf_rb_check_owner_triggers(BkperfRbTable *t, bool in_cycle)
+{
+	Oid			types[1] = {OIDOID};
+	Datum		values[1] = {ObjectIdGetDatum(t->relid)};
+	char	   *what = NULL;
+
+	if (t->owner == GetUserId())
+		return;
+	/* Result: the name of one such trigger, or NULL. */
+	bkperf_spi_exec("SELECT pg_catalog.min(tgname::pg_catalog.text) FROM pg_catalog.pg_trigger"
+					" WHERE tgrelid OPERATOR(pg_catalog.=) $1 AND tgdeferrable"
+					"   AND (NOT tgisinternal OR tginitdeferred)",
+					1, types, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+		what = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	if (what == NULL && !in_cycle)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("cannot roll back table %s of another owner: its changes would queue deferred triggers",
+					t->qname),
+			 what ? errdetail("Trigger \"%s\" is deferred; a deferred trigger would run at commit with your rights, not its owner's.", what) :
+			 errdetail("The table is in a cycle of foreign keys that the rollback must defer."),
+			 errhint("Let the table's owner run the rollback, or leave the table out with an explicit table list.")));
+}
+
+/*
+ * Run one statement returning one row of counts as t's owner.
+ */
+static void
+ra_exec_as_owner(BkperfRbTable *t, const char *sql, int nargs, Oid *types,
+				 Datum *values)
+{
+	RaOwner		s;
+
+	ra_owner_begin(t, &s);
+	bkperf_spi_exec(sql, nargs, types, values, NULL, SPI_OK_SELECT);
+	ra_owner_end(&s);
+}
+
+/*
+ * Refuse, after an upsert that skipped rows, when a key the tenant had at
+ * the target now holds another tenant's row.
+ */
+static void
+ra_check_key_owner(BkperfRbTable *t, const char *tenant)
+{
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2] = {CStringGetTextDatum(t->key), CStringGetTextDatum(tenant)};
+	int64		n;
+
+	/* Result: count of such rows. */
+	ra_exec_as_owner(t, psprintf("SELECT pg_catalog.count(*)"
+								 "  FROM bkperf.rollback_plan_rows($1, true, NULL::%s) k"
+								 "  JOIN %s t ON %s"
+								 " WHERE bkperf.tenant_text(t.%s) OPERATOR(pg_catalog.<>) $2"
+								 "    OR t.%s IS NULL",
+								 t->qname, t->qname, t->key_join, t->tenant_col,
+								 t->tenant_col),
+					 2, types, values);
+	n = bkperf_spi_int64(1);
+	if (n > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNIQUE_VIOLATION),
+				 errmsg_plural("cannot restore %lld row of table %s: its key now belongs to another tenant",
+							   "cannot restore %lld rows of table %s: their keys now belong to another tenant",
+							   n, (long long) n, t->qname),
+				 errdetail("The rows moved to another tenant, or their keys were reused by one, after the rollback target.")));
+}
+
+/*
+ * Upsert the target images of table t's keys present at the target.
+ * Identical rows are left alone; rows of another tenant are not touched
+ * (and make the rollback fail).
+ */
+void
+bkperf_rb_apply_upsert(BkperfRbTable *t, const char *tenant)
+{
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2] = {CStringGetTextDatum(t->key), CStringGetTextDatum(tenant)};
+	char	   *conflict;
+
+	if (t->planned_present == 0)
+		return;
+	conflict = t->sets == NULL ? pstrdup("DO NOTHING") :
+		psprintf("DO UPDATE SET %s WHERE bkperf.tenant_text(t.%s) OPERATOR(pg_catalog.=) $2"
+				 " AND t.* OPERATOR(pg_catalog.*<>) EXCLUDED.*",
+				 t->sets, t->tenant_col);
+	/* Result: (rows inserted, rows updated). */
+	ra_exec_as_owner(t, psprintf("WITH u AS (INSERT INTO %s AS t (%s) OVERRIDING SYSTEM VALUE"
+								 " SELECT %s FROM bkperf.rollback_plan_rows($1, true, NULL::%s) r"
+								 " ON CONFLICT (%s) %s RETURNING t.xmax OPERATOR(pg_catalog.=) '0'::pg_catalog.xid AS ins)"
+								 " SELECT pg_catalog.count(*) FILTER (WHERE ins),"
+								 "        pg_catalog.count(*) FILTER (WHERE NOT ins) FROM u",
+								 t->qname, t->cols, t->rcols, t->qname, t->key_list, conflict),
+					 2, types, values);
+	t->inserted = bkperf_spi_int64(1);
+	t->updated = bkperf_spi_int64(2);
+	if (t->inserted + t->updated < t->planned_present)
+		ra_check_key_owner(t, tenant);
+}
+
+/*
+ * Delete table t's rows of the tenant whose keys are absent at the target.
+ */
+void
+bkperf_rb_apply_delete(BkperfRbTable *t, const char *tenant)
+{
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2] = {CStringGetTextDatum(t->key), CStringGetTextDatum(tenant)};
+
+	if (t->planned_absent == 0)
+		return;
+	/* Result: rows deleted. */
+	ra_exec_as_owner(t, psprintf("WITH d AS (DELETE FROM %s t"
+								 " USING bkperf.rollback_plan_rows($1, false, NULL::%s) k"
+								 " WHERE %s AND bkperf.tenant_text(t.%s) OPERATOR(pg_catalog.=) $2"
+								 " RETURNING 1)"
+								 " SELECT pg_catalog.count(*) FROM d",
+								 t->qname, t->qname, t->key_join, t->tenant_col),
+					 2, types, values);
+	t->deleted = bkperf_spi_int64(1);
+}
