@@ -129,6 +129,58 @@ INSERT INTO ex.flt VALUES (0, 1), ('-0', 2);
 SELECT status, rows_deleted FROM bkperf.rollback_to_snapshot('0', :s6);
 SELECT tenant::text, id FROM ex.flt ORDER BY id;
 
+-- A date/time tenant is one tenant whatever the writers' DateStyle and
+-- TimeZone: its logged text does not depend on them.
+CREATE TABLE ex.dated (tenant timestamptz, id int PRIMARY KEY, v int);
+SELECT bkperf.track_table('ex.dated', 'tenant');
+INSERT INTO ex.dated VALUES ('2026-01-02 03:04:05+00', 1, 1);
+SELECT bkperf.tenant_text('2026-01-02 03:04:05+00'::timestamptz) AS dated_tenant \gset
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT bkperf.create_snapshot(:'dated_tenant') AS s10 \gset
+INSERT INTO ex.copies SELECT :s10, 'ex.dated', r FROM ex.rows_text('ex.dated', 'tenant', :'dated_tenant') r;
+COMMIT;
+SET DateStyle = 'SQL, DMY';
+SET TimeZone = 'Asia/Kathmandu';
+UPDATE ex.dated SET v = 2 WHERE id = 1;
+INSERT INTO ex.dated VALUES ('2026-01-02 03:04:05+00', 2, 2);
+RESET DateStyle;
+RESET TimeZone;
+SELECT count(DISTINCT tenant_id) AS dated_tenant_ids FROM bkperf.backup_transaction_logs
+ WHERE table_id = (SELECT table_id FROM bkperf.tracked_tables WHERE relid = 'ex.dated'::regclass);
+SELECT status, rows_deleted, rows_updated FROM bkperf.rollback_to_snapshot(:'dated_tenant', :s10);
+SELECT ex.diff(:s10, 'ex.dated', 'tenant', :'dated_tenant') AS differences;
+
+-- 6. Values come back with the same text output, whatever the writing
+-- session's settings: json as written, array bounds, float digits, -0.
+CREATE TABLE ex.vals (tenant text, id int PRIMARY KEY, j json, a int[], f8 float8, f4 float4,
+                      fa float8[], iv interval, m money, b bytea, ts timestamptz);
+SELECT bkperf.track_table('ex.vals', 'tenant');
+SET extra_float_digits = 0;
+SET IntervalStyle = 'sql_standard';
+SET bytea_output = 'escape';
+SET DateStyle = 'German';
+SET TimeZone = 'America/St_Johns';
+INSERT INTO ex.vals VALUES
+    ('v1', 1, '{"b": 1,  "a": [1, 2], "a": "dup"}', '[0:2]={1,2,3}', 0.30000000000000004, 0.1::float4 * 3,
+     '{0.30000000000000004,-0,1e-320}', '1 year 2 mons -3 days 04:05:06.789', 12.34, '\x00ff41',
+     '2026-05-06 07:08:09.123456+02'),
+    ('v1', 2, '[ ]', '{{1,2},{3,4}}', '-0', 'NaN', '{}', '-1 day', -0.01, '', '-infinity');
+RESET ALL;
+SET client_min_messages = warning;
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT bkperf.create_snapshot('v1') AS s11 \gset
+INSERT INTO ex.copies SELECT :s11, 'ex.vals', r FROM ex.rows_text('ex.vals', 'tenant', 'v1') r;
+COMMIT;
+SET extra_float_digits = -3;
+SET DateStyle = 'Postgres, YMD';
+UPDATE ex.vals SET j = '{}', a = '{9}', f8 = 1, f4 = 1, fa = '{1}', iv = '0', m = 0, b = 'x', ts = now();
+DELETE FROM ex.vals WHERE id = 2;
+RESET ALL;
+SET client_min_messages = warning;
+SELECT status, rows_updated, rows_inserted FROM bkperf.rollback_to_snapshot('v1', :s11);
+SELECT ex.diff(:s11, 'ex.vals', 'tenant', 'v1') AS differences;
+SELECT id, j, a, f8, fa FROM ex.vals ORDER BY id;
+
 -- 5. Partitions: only roots are tracked.
 CREATE TABLE ex.part (tenant text, id int, PRIMARY KEY (tenant, id)) PARTITION BY LIST (tenant);
 CREATE TABLE ex.part_a PARTITION OF ex.part FOR VALUES IN ('pa');
