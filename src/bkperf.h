@@ -250,8 +250,9 @@ extern Datum capture_json_text(CaptureJsonColumn *col, Datum value);
 /*
  * The session settings that change built-in types' text input or output
  * (DateStyle, IntervalStyle, TimeZone, extra_float_digits, bytea_output,
- * xmloption), saved while bkperf_settings_fix holds them at fixed values.
- * Restore in PG_FINALLY.
+ * xmloption), saved while bkperf_settings_fix holds them at fixed values
+ * (for output: all; for input: IntervalStyle and xmloption).  Restore in
+ * PG_FINALLY.
  */
 typedef struct BkperfSettings
 {
@@ -264,7 +265,7 @@ typedef struct BkperfSettings
 	struct pg_tz *timezone;
 } BkperfSettings;
 
-extern void bkperf_settings_fix(BkperfSettings *saved);
+extern void bkperf_settings_fix(BkperfSettings *saved, bool output);
 extern void bkperf_settings_restore(const BkperfSettings *saved);
 
 /* ---- decoder of logged images (rollback_image.c) ---- */

@@ -80,12 +80,16 @@ static pg_tz *cj_utc = NULL;
 
 /*
  * Hold the settings that change built-in types' text forms at fixed values
- * (saving the session's in saved).  The variables are set directly, without
- * the GUC machinery: only built-in output and input functions run until
- * bkperf_settings_restore, which callers run in PG_FINALLY.
+ * (saving the session's in saved): all of them for output; for input only
+ * IntervalStyle and xmloption, so that text in any DateStyle the session
+ * reads (as 1.0 logged it) is still read, while ISO dates with explicit
+ * offsets, as 1.1 logs them, read the same in every DateStyle and TimeZone.
+ * The variables are set directly, without the GUC machinery: only built-in
+ * output and input functions run until bkperf_settings_restore, which
+ * callers run in PG_FINALLY.
  */
 void
-bkperf_settings_fix(BkperfSettings *saved)
+bkperf_settings_fix(BkperfSettings *saved, bool output)
 {
 	if (cj_utc == NULL)
 		cj_utc = pg_tzset("UTC");
@@ -98,12 +102,14 @@ bkperf_settings_fix(BkperfSettings *saved)
 	saved->bytea_output = bytea_output;
 	saved->xmloption = xmloption;
 	saved->timezone = session_timezone;
+	IntervalStyle = INTSTYLE_POSTGRES;
+	xmloption = XMLOPTION_CONTENT;
+	if (!output)
+		return;
 	DateStyle = USE_ISO_DATES;
 	DateOrder = DATEORDER_YMD;
-	IntervalStyle = INTSTYLE_POSTGRES;
 	extra_float_digits = 1;
 	bytea_output = BYTEA_OUTPUT_HEX;
-	xmloption = XMLOPTION_CONTENT;
 	session_timezone = cj_utc;
 }
 
@@ -662,7 +668,7 @@ capture_json_build(CaptureJsonShape *shape, TupleTableSlot *slot)
 	if (!shape->fixed)
 		return shape->nested ? cj_build_pushed(shape, slot) :
 			cj_build_flat(shape, slot);
-	bkperf_settings_fix(&saved);
+	bkperf_settings_fix(&saved, true);
 	PG_TRY();
 	{
 		res = shape->nested ? cj_build_pushed(shape, slot) :
@@ -694,7 +700,7 @@ cj_text(CaptureJsonType *t, Datum value)
 												   NumericGetDatum(int64_div_fast_to_numeric(DatumGetCash(value), 2))));
 	if (!cj_needs_fixed(t))
 		return OutputFunctionCall(&t->outfn, value);
-	bkperf_settings_fix(&saved);
+	bkperf_settings_fix(&saved, true);
 	PG_TRY();
 	{
 		str = OutputFunctionCall(&t->outfn, value);

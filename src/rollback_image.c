@@ -9,8 +9,9 @@
  *	JSON null					  NULL
  *	jsonb column				  the value itself
  *	json column					  a string: json_in of its text (1.1 logs the
- *								  exact text); anything else: its jsonb text
- *								  (1.0 logged to_jsonb: best effort)
+ *								  exact text); anything else, or a string
+ *								  that is not JSON: its jsonb text (1.0
+ *								  logged to_jsonb: best effort)
  *	money column				  a number: the amount, times 100 (1.1); a
  *								  string: cash_in (1.0 logged its output)
  *	xml column					  a string: parsed as content, or as a
@@ -25,9 +26,11 @@
  *								  number's or bool's text (or, best effort, an
  *								  array's or object's jsonb text)
  *
- * Typmods are applied (to array elements too).  Input functions run under
- * the fixed settings of capture_json.c (bkperf_settings_fix), so an image
- * decodes the same in every session.  A value that does not convert is an
+ * Typmods are applied (to array elements too).  Input functions run with
+ * IntervalStyle and xmloption fixed (bkperf_settings_fix); 1.1 images hold
+ * dates and times in ISO form with explicit offsets, which read the same in
+ * every DateStyle and TimeZone, so an image decodes the same in every
+ * session.  A value that does not convert is an
  * error with the input function's SQLSTATE and a context line naming the
  * column and its type.
  *-------------------------------------------------------------------------
@@ -41,6 +44,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/cash.h"
+#include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -49,6 +53,7 @@
 #include "utils/xml.h"
 
 #include "bkperf.h"
+#include "compat.h"
 
 PG_FUNCTION_INFO_V1(bkperf_image_record);
 
@@ -214,6 +219,24 @@ ri_from_text(RiType *t, char *str)
 }
 
 /*
+ * json from its image: a string holding JSON text is that text (1.1); any
+ * other value is taken as 1.0 logged it, as to_jsonb of the json.
+ */
+static Datum
+ri_json(RiType *t, JsonbValue *jv)
+{
+	StringInfoData buf;
+
+	if (jv->type != jbvString ||
+		bkperf_json_is_valid(jv->val.string.val, jv->val.string.len))
+		return ri_from_text(t, ri_json_text(jv));
+	/* a 1.0 image of a json string scalar: its content, unquoted */
+	initStringInfo(&buf);
+	escape_json(&buf, ri_json_text(jv));
+	return ri_from_text(t, buf.data);
+}
+
+/*
  * Refuse a JSON value whose kind cannot hold a value of t.
  */
 static void
@@ -356,6 +379,8 @@ ri_base(RiType *t, JsonbValue *jv)
 			return JsonbPGetDatum(JsonbValueToJsonb(jv));
 		case RI_MONEY:
 			return ri_money(t, jv);
+		case RI_JSON:
+			return ri_json(t, jv);
 		case RI_ARRAY:
 			if (container && JsonContainerIsArray(jv->val.binary.data))
 				return ri_array(t, jv->val.binary.data);
@@ -475,7 +500,7 @@ bkperf_image_decode(BkperfImageDecoder *d, Jsonb *image, const char *const *keys
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a row image must be a JSON object")));
-	bkperf_settings_fix(&saved);
+	bkperf_settings_fix(&saved, false);
 	PG_TRY();
 	{
 		anyabsent = ri_decode_all(d, image, keys, values, nulls, absent);
@@ -505,7 +530,7 @@ bkperf_image_decode_text(BkperfImageDecoder *d, int i, const char *text)
 	errcb.callback = ri_error_context;
 	errcb.arg = d->context[i];
 	errcb.previous = error_context_stack;
-	bkperf_settings_fix(&saved);
+	bkperf_settings_fix(&saved, false);
 	PG_TRY();
 	{
 		error_context_stack = &errcb;
