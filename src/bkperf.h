@@ -268,6 +268,14 @@ typedef struct BkperfSettings
 extern void bkperf_settings_fix(BkperfSettings *saved, bool output);
 extern void bkperf_settings_restore(const BkperfSettings *saved);
 
+/*
+ * A jsonb value that SQL NULL or the escape itself would be mistaken for is
+ * logged as {"$bkperf": "jsonb null"} (the JSON null) or {"$bkperf": v} (v a
+ * one-key object whose key is "$bkperf").
+ */
+#define BKPERF_JSONB_ESCAPE "$bkperf"
+#define BKPERF_JSONB_NULL "jsonb null"
+
 /* ---- decoder of logged images (rollback_image.c) ---- */
 
 typedef struct BkperfImageDecoder BkperfImageDecoder;

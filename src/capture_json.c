@@ -465,16 +465,45 @@ cj_push_jsonb(JsonbParseState **state, Datum value, JsonbIteratorToken tok)
 {
 	Jsonb	   *jb = DatumGetJsonbP(value);
 	JsonbValue	v;
+	bool		escape = false;
 
 	if (JB_ROOT_IS_SCALAR(jb))
+	{
 		JsonbExtractScalar(&jb->root, &v);
+		escape = v.type == jbvNull;
+	}
 	else
 	{
 		v.type = jbvBinary;
 		v.val.binary.data = &jb->root;
 		v.val.binary.len = VARSIZE(jb) - VARHDRSZ;
+		escape = JB_ROOT_IS_OBJECT(jb) && JB_ROOT_COUNT(jb) == 1 &&
+			getKeyJsonValueFromContainer(&jb->root, BKPERF_JSONB_ESCAPE,
+										 strlen(BKPERF_JSONB_ESCAPE), NULL) != NULL;
 	}
-	pushJsonbValue(state, tok, &v);
+	if (!escape)
+	{
+		pushJsonbValue(state, tok, &v);
+		return;
+	}
+	/* {"$bkperf": "jsonb null"} or {"$bkperf": the one-key object}. */
+	pushJsonbValue(state, WJB_BEGIN_OBJECT, NULL);
+	{
+		JsonbValue	k;
+
+		k.type = jbvString;
+		k.val.string.val = BKPERF_JSONB_ESCAPE;
+		k.val.string.len = strlen(BKPERF_JSONB_ESCAPE);
+		pushJsonbValue(state, WJB_KEY, &k);
+	}
+	if (v.type == jbvNull)
+	{
+		v.type = jbvString;
+		v.val.string.val = BKPERF_JSONB_NULL;
+		v.val.string.len = strlen(BKPERF_JSONB_NULL);
+	}
+	pushJsonbValue(state, WJB_VALUE, &v);
+	pushJsonbValue(state, WJB_END_OBJECT, NULL);
 }
 
 /*

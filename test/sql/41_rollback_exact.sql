@@ -180,6 +180,22 @@ SET client_min_messages = warning;
 SELECT status, rows_updated, rows_inserted FROM bkperf.rollback_to_snapshot('v1', :s11);
 SELECT ex.diff(:s11, 'ex.vals', 'tenant', 'v1') AS differences;
 SELECT id, j, a, f8, fa FROM ex.vals ORDER BY id;
+-- jsonb: SQL NULL, the JSON null and objects that look like capture's escape.
+CREATE TABLE ex.jb (tenant text, id int PRIMARY KEY, v jsonb);
+SELECT bkperf.track_table('ex.jb', 'tenant');
+INSERT INTO ex.jb VALUES ('j1', 1, NULL), ('j1', 2, 'null'), ('j1', 3, '"null"'),
+    ('j1', 4, '{"$bkperf": "jsonb null"}'), ('j1', 5, '{"$bkperf": 1}'), ('j1', 6, '[null]');
+SELECT record_id->'id' AS id, new_data->'v' AS logged FROM bkperf.backup_transaction_logs
+ WHERE table_id = (SELECT table_id FROM bkperf.tracked_tables WHERE relid = 'ex.jb'::regclass)
+ ORDER BY log_id;
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT bkperf.create_snapshot('j1') AS s12 \gset
+INSERT INTO ex.copies SELECT :s12, 'ex.jb', r FROM ex.rows_text('ex.jb', 'tenant', 'j1') r;
+COMMIT;
+UPDATE ex.jb SET v = '1';
+SELECT status, rows_updated FROM bkperf.rollback_to_snapshot('j1', :s12);
+SELECT ex.diff(:s12, 'ex.jb', 'tenant', 'j1') AS differences;
+SELECT id, v, v IS NULL AS is_sql_null FROM ex.jb ORDER BY id;
 
 -- 5. Partitions: only roots are tracked.
 CREATE TABLE ex.part (tenant text, id int, PRIMARY KEY (tenant, id)) PARTITION BY LIST (tenant);
