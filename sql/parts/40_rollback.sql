@@ -4,12 +4,12 @@
  * over snapshots and rollback history.
  *
  * Privileges: creating snapshots and rolling back change data, so EXECUTE is
- * revoked from PUBLIC.  The functions run as the caller (not SECURITY
- * DEFINER): a rollback writes the tenant's tables with the caller's own
- * privileges, so it cannot be used to change rows the caller could not
- * change directly.  A role granted EXECUTE also needs SELECT on the change
- * log and tracked_tables, INSERT/UPDATE on the snapshot, history and FK
- * cache tables, and INSERT/UPDATE/DELETE on the tracked tables.
+ * revoked from PUBLIC.  The functions are not SECURITY DEFINER.  A rollback
+ * covers the tracked tables the caller owns (a superuser: all), and writes
+ * each as its owner (src/rollback_apply.c).  A role granted EXECUTE also
+ * needs SELECT on the change log, tracked_tables, tracked_column_changes,
+ * log_retention_state, and SELECT/INSERT/UPDATE on the snapshot, history and
+ * FK cache tables (with their sequences).
  */
 CREATE FUNCTION @extschema@.table_restore_order(tables regclass[] DEFAULT NULL)
 RETURNS TABLE (table_name regclass, level integer, cycle_group integer,
