@@ -452,10 +452,12 @@ UPDATE @extschema@.tracked_tables t
        table_name = pg_catalog.format('%I.%I', n.nspname, c.relname)
   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
  WHERE c.oid OPERATOR(pg_catalog.=) t.relid;
-SELECT @extschema@.capture_triggers_drop(p.relid),
-       @extschema@.capture_triggers_create(p.relid, t.relid, t.tenant_column, t.capture_mode, t.key_columns)
+SELECT @extschema@.capture_triggers_drop(p.relid::pg_catalog.regclass),
+       @extschema@.capture_triggers_create(p.relid::pg_catalog.regclass, t.relid, t.tenant_column,
+                                           t.capture_mode, t.key_columns)
   FROM @extschema@.tracked_tables t
- CROSS JOIN LATERAL pg_catalog.pg_partition_tree(t.relid) p
+ CROSS JOIN LATERAL (SELECT t.relid::pg_catalog.oid AS relid
+                     UNION SELECT x.relid FROM pg_catalog.pg_partition_tree(t.relid) x) p
   JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relid AND c.relkind IN ('r', 'p')
  ORDER BY p.relid;
 

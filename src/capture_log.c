@@ -287,6 +287,13 @@ capture_log_open(Datum table_name, int64 table_id, int64 rows)
 	w->rel = cl_open_leaf(w->changed_at);
 	w->seqid = cl_cache.seq;
 	cl_columns(w);
+	if (w->attidx[10] >= 0 && table_id == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("capture trigger of table %s predates bkperf 1.1",
+						TextDatumGetCString(table_name)),
+				 errdetail("Its changes would be logged without the table's identity, and no rollback would find them."),
+				 errhint("Track the table again with bkperf.track_table().")));
 
 	w->estate = CreateExecutorState();
 	w->rri = makeNode(ResultRelInfo);

@@ -215,6 +215,14 @@ SELECT bkperf.untrack_table('ex.part_b');
 SELECT count(*) AS part_b_capture_triggers FROM pg_trigger
  WHERE tgrelid = 'ex.part_b'::regclass AND tgname LIKE 'bkperf_capture_%';
 
+-- A capture trigger made by 1.0 (the table's OID as first argument) would
+-- log changes without the table's identity: refused, never silently lost.
+CREATE TABLE ex.old_style (tenant text, id int PRIMARY KEY);
+CREATE TRIGGER bkperf_capture_insert AFTER INSERT ON ex.old_style REFERENCING NEW TABLE AS bkperf_new
+    FOR EACH STATEMENT EXECUTE FUNCTION bkperf.capture('16384', 'tenant', 'full', 'id');
+INSERT INTO ex.old_style VALUES ('o1', 1);
+DROP TABLE ex.old_style;
+
 -- 7. A hostile operator in public for an enum tenant and key is never used.
 CREATE TYPE ex.mood AS ENUM ('calm', 'angry');
 CREATE TABLE ex.moods (tenant ex.mood, id ex.mood, v int, PRIMARY KEY (id));
