@@ -23,6 +23,7 @@
 #include "utils/guc.h"
 
 #include "bkperf.h"
+#include "compat.h"
 
 PG_MODULE_MAGIC;
 
@@ -179,16 +180,15 @@ bkp_ExecutorStart(QueryDesc *queryDesc, int eflags)
  * offered to alerts.c before the error propagates.
  */
 static void
-bkp_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
-				bool execute_once)
+bkp_ExecutorRun(BKPERF_EXECUTOR_RUN_PARAMS)
 {
 	bkperf_alerts_nesting_level++;
 	PG_TRY();
 	{
 		if (prev_ExecutorRun)
-			prev_ExecutorRun(queryDesc, direction, count, execute_once);
+			prev_ExecutorRun(BKPERF_EXECUTOR_RUN_ARGS);
 		else
-			standard_ExecutorRun(queryDesc, direction, count, execute_once);
+			standard_ExecutorRun(BKPERF_EXECUTOR_RUN_ARGS);
 	}
 	PG_CATCH();
 	{

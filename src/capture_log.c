@@ -39,6 +39,7 @@
 #include "utils/xid8.h"
 
 #include "bkperf.h"
+#include "compat.h"
 
 /* Rows per table_multi_insert call (COPY uses 1000 too). */
 #define CL_BATCH_ROWS	1000
@@ -329,8 +330,7 @@ cl_flush(CaptureLogWriter *w)
 	for (int i = 0; i < w->nused; i++)
 	{
 		if (w->rri->ri_NumIndices > 0)
-			list_free(ExecInsertIndexTuples(w->rri, w->slots[i], w->estate,
-											false, false, NULL, NIL));
+			list_free(bkperf_insert_index_tuples(w->rri, w->slots[i], w->estate));
 		ResetPerTupleExprContext(w->estate);
 		ExecClearTuple(w->slots[i]);
 	}

@@ -24,6 +24,7 @@
 #include "utils/syscache.h"
 
 #include "bkperf.h"
+#include "compat.h"
 
 PG_FUNCTION_INFO_V1(bkperf_track_table);
 PG_FUNCTION_INFO_V1(bkperf_untrack_table);
@@ -50,7 +51,7 @@ ct_check_owner(Oid relid)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("relation with OID %u does not exist", relid)));
-	if (!pg_class_ownercheck(relid, GetUserId()))
+	if (!bkperf_rel_ownercheck(relid, GetUserId()))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("must be owner of table %s", get_rel_name(relid)),

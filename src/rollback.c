@@ -65,6 +65,7 @@
 #include "utils/typcache.h"
 
 #include "bkperf.h"
+#include "compat.h"
 
 PG_FUNCTION_INFO_V1(bkperf_rollback_to_snapshot);
 PG_FUNCTION_INFO_V1(bkperf_rollback_to_time);
@@ -245,7 +246,7 @@ rb_check_list(RbTarget *target, BkperfTracked *tracked, int ntracked)
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
 					 errmsg("table %s is not tracked", format_type_be(get_rel_type_id(relid))),
 					 errhint("bkperf.tracked_tables lists the tracked tables.")));
-		if (!pg_class_ownercheck(relid, GetUserId()))
+		if (!bkperf_rel_ownercheck(relid, GetUserId()))
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("must be owner of table %s to roll it back",
@@ -278,7 +279,7 @@ rb_load_scope(RbRun *run)
 		sk->relid = tr->relid;
 		if (!rb_listed(target, tr->relid))
 			sk->reason = "not in the tables list";
-		else if (!pg_class_ownercheck(tr->relid, GetUserId()))
+		else if (!bkperf_rel_ownercheck(tr->relid, GetUserId()))
 			sk->reason = "not owned by the caller";
 		else if (tr->tracked_at > target->target_time)
 		{

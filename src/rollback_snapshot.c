@@ -24,6 +24,7 @@
 #include "utils/timestamp.h"
 
 #include "bkperf.h"
+#include "compat.h"
 
 PG_FUNCTION_INFO_V1(bkperf_create_snapshot);
 
@@ -103,10 +104,10 @@ rs_oldest_xact_start(void)
 		return 0;
 
 	pgstat_clear_backend_activity_snapshot();
-	n = pgstat_fetch_stat_numbackends();
+	n = bkperf_local_beentry_count();
 	for (int i = 1; i <= n; i++)
 	{
-		LocalPgBackendStatus *l = pgstat_fetch_stat_local_beentry(i);
+		LocalPgBackendStatus *l = bkperf_local_beentry(i);
 
 		/* Only client backends and background workers write tables. */
 		if (l == NULL || l->backendStatus.st_xact_start_timestamp == 0 ||

@@ -80,15 +80,17 @@ st_require_known_tenant(Datum tenant)
 }
 
 /*
- * Run a one-row aggregate plan and return its row as the function's result
- * (the query's columns match the OUT parameters one to one).
+ * Run a one-row aggregate plan, close the SPI connection and return the row
+ * as the function's result (the query's columns match the OUT parameters one
+ * to one).  The row is formed in SPI's memory and copied out with
+ * SPI_returntuple() before SPI_finish() frees that memory; the copy lives in
+ * the caller's context.
  */
 static Datum
 st_one_row(FunctionCallInfo fcinfo, SPIPlanPtr plan, Datum *args)
 {
 	TupleDesc	resultdesc;
-	HeapTuple	tuple;
-	MemoryContext callcxt = CurrentMemoryContext;
+	HeapTupleHeader result;
 	Datum	   *values;
 	bool	   *nulls;
 
@@ -104,11 +106,10 @@ st_one_row(FunctionCallInfo fcinfo, SPIPlanPtr plan, Datum *args)
 	nulls = palloc(sizeof(bool) * resultdesc->natts);
 	for (int i = 0; i < resultdesc->natts; i++)
 		values[i] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, i + 1, &nulls[i]);
-	/* Form the tuple in the caller's context before SPI frees the row. */
-	MemoryContextSwitchTo(callcxt);
-	tuple = heap_form_tuple(BlessTupleDesc(resultdesc), values, nulls);
+	resultdesc = BlessTupleDesc(resultdesc);
+	result = SPI_returntuple(heap_form_tuple(resultdesc, values, nulls), resultdesc);
 	SPI_finish();
-	return HeapTupleGetDatum(tuple);
+	PG_RETURN_HEAPTUPLEHEADER(result);
 }
 
 /* Reject a negative interval argument. */

@@ -12,10 +12,15 @@ SELECT name, setting, unit, context FROM pg_settings
        'bkperf.tenant_id', 'bkperf.alert_fold_window', 'bkperf.endpoint_alert_ms',
        'bkperf.endpoint_critical_ms')
  ORDER BY name;
+-- Out of range: SQLSTATE only (from PostgreSQL 17 on, the message's range shows units).
+\set VERBOSITY sqlstate
 SET bkperf.slow_query_ms = -2;
+\set VERBOSITY default
 SET bkperf.slow_query_ms = 'soon';
+\set VERBOSITY sqlstate
 SET bkperf.endpoint_alert_ms = -5;
 SET bkperf.alert_fold_window = -1;
+\set VERBOSITY default
 SET bkperf.slow_query_max = 50;
 SET bkperf.tenant_id = 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa';
 SET bkperf.tenant_id = E'alerts\nt1';
