@@ -117,7 +117,7 @@ typedef enum CaptureJsonKind
 	CJ_TEXT,					/* text/varchar/bpchar: the bytes */
 	CJ_JSON,					/* json: its exact text as a string */
 	CJ_STRING,					/* anything else scalar: fixed-settings output */
-	CJ_JSONB,					/* jsonb: the value itself */
+	CJ_JSONB,					/* jsonb: the value (null, strings: text) */
 	CJ_ARRAY,					/* array: a JSON array, or its text when its
 								 * bounds are not 1 or its elements nest */
 	CJ_RECORD					/* composite: an object by attribute name */

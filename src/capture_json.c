@@ -18,7 +18,8 @@
  *	text, varchar, char(n)	  the string
  *	json					  its exact text as a string (key order, duplicate
  *							  keys and whitespace kept)
- *	jsonb					  the value itself
+ *	jsonb					  the value itself; a JSON null or string as its
+ *							  jsonb text in a string (null is SQL NULL)
  *	arrays					  JSON arrays (nested per dimension) of the
  *							  element images; an array whose lower bounds are
  *							  not all 1, or whose elements are json, jsonb or
@@ -458,7 +459,9 @@ cj_scalar(JsonbValue *v, CaptureJsonType *t, Datum value)
 }
 
 /*
- * Push a jsonb value (a column or element of type jsonb) as it is.
+ * Push a jsonb value (a column or attribute of type jsonb) as it is, except
+ * a JSON null or string: as the image of SQL NULL is null, those are logged
+ * as their jsonb text in a string ('null' as "null", '"a"' as "\"a\"").
  */
 static void
 cj_push_jsonb(JsonbParseState **state, Datum value, JsonbIteratorToken tok)
@@ -467,7 +470,15 @@ cj_push_jsonb(JsonbParseState **state, Datum value, JsonbIteratorToken tok)
 	JsonbValue	v;
 
 	if (JB_ROOT_IS_SCALAR(jb))
+	{
 		JsonbExtractScalar(&jb->root, &v);
+		if (v.type == jbvNull || v.type == jbvString)
+		{
+			char	   *str = JsonbToCString(NULL, &jb->root, VARSIZE(jb));
+
+			cj_set_string(&v, str, strlen(str));
+		}
+	}
 	else
 	{
 		v.type = jbvBinary;

@@ -7,7 +7,9 @@
  * then the domain's constraints, also for NULL):
  *
  *	JSON null					  NULL
- *	jsonb column				  the value itself
+ *	jsonb column				  a string holding JSON: that JSON (1.1 logs
+ *								  JSON null and string scalars so); anything
+ *								  else: the value itself
  *	json column					  a string: json_in of its text (1.1 logs the
  *								  exact text); anything else, or a string
  *								  that is not JSON: its jsonb text (1.0
@@ -376,6 +378,10 @@ ri_base(RiType *t, JsonbValue *jv)
 	switch (t->kind)
 	{
 		case RI_JSONB:
+			if (jv->type == jbvString &&
+				bkperf_json_is_valid(jv->val.string.val, jv->val.string.len))
+				return ri_from_text(t, ri_json_text(jv));
+			/* else the value itself, or a 1.0 image of a string scalar */
 			return JsonbPGetDatum(JsonbValueToJsonb(jv));
 		case RI_MONEY:
 			return ri_money(t, jv);
