@@ -195,7 +195,7 @@ typedef enum CaptureJsonKind
 	CJ_TEXT,					/* text/varchar/bpchar: the bytes */
 	CJ_JSON,					/* json: its exact text as a string */
 	CJ_STRING,					/* anything else scalar: fixed-settings output */
-	CJ_JSONB,					/* jsonb: the value itself */
+	CJ_JSONB,					/* jsonb: the value (null, strings: text) */
 	CJ_ARRAY,					/* array: a JSON array, or its text when its
 								 * bounds are not 1 or its elements nest */
 	CJ_RECORD					/* composite: an object by attribute name */
@@ -267,14 +267,6 @@ typedef struct BkperfSettings
 
 extern void bkperf_settings_fix(BkperfSettings *saved, bool output);
 extern void bkperf_settings_restore(const BkperfSettings *saved);
-
-/*
- * A jsonb value that SQL NULL or the escape itself would be mistaken for is
- * logged as {"$bkperf": "jsonb null"} (the JSON null) or {"$bkperf": v} (v a
- * one-key object whose key is "$bkperf").
- */
-#define BKPERF_JSONB_ESCAPE "$bkperf"
-#define BKPERF_JSONB_NULL "jsonb null"
 
 /* ---- decoder of logged images (rollback_image.c) ---- */
 

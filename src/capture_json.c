@@ -18,7 +18,8 @@
  *	text, varchar, char(n)	  the string
  *	json					  its exact text as a string (key order, duplicate
  *							  keys and whitespace kept)
- *	jsonb					  the value itself
+ *	jsonb					  the value itself; a JSON null or string as its
+ *							  jsonb text in a string (null is SQL NULL)
  *	arrays					  JSON arrays (nested per dimension) of the
  *							  element images; an array whose lower bounds are
  *							  not all 1, or whose elements are json, jsonb or
@@ -458,52 +459,33 @@ cj_scalar(JsonbValue *v, CaptureJsonType *t, Datum value)
 }
 
 /*
- * Push a jsonb value (a column or element of type jsonb) as it is.
+ * Push a jsonb value (a column or attribute of type jsonb) as it is, except
+ * a JSON null or string: as the image of SQL NULL is null, those are logged
+ * as their jsonb text in a string ('null' as "null", '"a"' as "\"a\"").
  */
 static void
 cj_push_jsonb(JsonbParseState **state, Datum value, JsonbIteratorToken tok)
 {
 	Jsonb	   *jb = DatumGetJsonbP(value);
 	JsonbValue	v;
-	bool		escape = false;
 
 	if (JB_ROOT_IS_SCALAR(jb))
 	{
 		JsonbExtractScalar(&jb->root, &v);
-		escape = v.type == jbvNull;
+		if (v.type == jbvNull || v.type == jbvString)
+		{
+			char	   *str = JsonbToCString(NULL, &jb->root, VARSIZE(jb));
+
+			cj_set_string(&v, str, strlen(str));
+		}
 	}
 	else
 	{
 		v.type = jbvBinary;
 		v.val.binary.data = &jb->root;
 		v.val.binary.len = VARSIZE(jb) - VARHDRSZ;
-		escape = JB_ROOT_IS_OBJECT(jb) && JB_ROOT_COUNT(jb) == 1 &&
-			getKeyJsonValueFromContainer(&jb->root, BKPERF_JSONB_ESCAPE,
-										 strlen(BKPERF_JSONB_ESCAPE), NULL) != NULL;
 	}
-	if (!escape)
-	{
-		pushJsonbValue(state, tok, &v);
-		return;
-	}
-	/* {"$bkperf": "jsonb null"} or {"$bkperf": the one-key object}. */
-	pushJsonbValue(state, WJB_BEGIN_OBJECT, NULL);
-	{
-		JsonbValue	k;
-
-		k.type = jbvString;
-		k.val.string.val = BKPERF_JSONB_ESCAPE;
-		k.val.string.len = strlen(BKPERF_JSONB_ESCAPE);
-		pushJsonbValue(state, WJB_KEY, &k);
-	}
-	if (v.type == jbvNull)
-	{
-		v.type = jbvString;
-		v.val.string.val = BKPERF_JSONB_NULL;
-		v.val.string.len = strlen(BKPERF_JSONB_NULL);
-	}
-	pushJsonbValue(state, WJB_VALUE, &v);
-	pushJsonbValue(state, WJB_END_OBJECT, NULL);
+	pushJsonbValue(state, tok, &v);
 }
 
 /*

@@ -7,8 +7,9 @@
  * then the domain's constraints, also for NULL):
  *
  *	JSON null					  NULL
- *	jsonb column				  the value itself ({"$bkperf": "jsonb null"} is
- *								  JSON null, {"$bkperf": v} the one-key object v)
+ *	jsonb column				  a string holding JSON: that JSON (1.1 logs
+ *								  JSON null and string scalars so); anything
+ *								  else: the value itself
  *	json column					  a string: json_in of its text (1.1 logs the
  *								  exact text); anything else, or a string
  *								  that is not JSON: its jsonb text (1.0
@@ -367,35 +368,6 @@ ri_money(RiType *t, JsonbValue *jv)
 }
 
 /*
- * A jsonb column's value: the value itself, except the escape capture uses
- * for values SQL NULL would be mistaken for: {"$bkperf": "jsonb null"} is
- * the JSON null, {"$bkperf": {...}} a one-key object whose key is "$bkperf".
- */
-static Datum
-ri_jsonb(JsonbValue *jv)
-{
-	JsonbValue *inner;
-
-	if (jv->type == jbvBinary && JsonContainerIsObject(jv->val.binary.data) &&
-		JsonContainerSize(jv->val.binary.data) == 1 &&
-		(inner = getKeyJsonValueFromContainer(jv->val.binary.data, BKPERF_JSONB_ESCAPE,
-											  strlen(BKPERF_JSONB_ESCAPE), NULL)) != NULL)
-	{
-		if (inner->type == jbvString &&
-			inner->val.string.len == (int) strlen(BKPERF_JSONB_NULL) &&
-			memcmp(inner->val.string.val, BKPERF_JSONB_NULL, inner->val.string.len) == 0)
-		{
-			JsonbValue	null;
-
-			null.type = jbvNull;
-			return JsonbPGetDatum(JsonbValueToJsonb(&null));
-		}
-		return JsonbPGetDatum(JsonbValueToJsonb(inner));
-	}
-	return JsonbPGetDatum(JsonbValueToJsonb(jv));
-}
-
-/*
  * A non-null JSON value as a value of t's base type (see the header).
  */
 static Datum
@@ -406,7 +378,11 @@ ri_base(RiType *t, JsonbValue *jv)
 	switch (t->kind)
 	{
 		case RI_JSONB:
-			return ri_jsonb(jv);
+			if (jv->type == jbvString &&
+				bkperf_json_is_valid(jv->val.string.val, jv->val.string.len))
+				return ri_from_text(t, ri_json_text(jv));
+			/* else the value itself, or a 1.0 image of a string scalar */
+			return JsonbPGetDatum(JsonbValueToJsonb(jv));
 		case RI_MONEY:
 			return ri_money(t, jv);
 		case RI_JSON:

@@ -87,8 +87,8 @@ INSERT INTO cv_vals VALUES
 INSERT INTO cv_vals (id, tenant, n, f4, f8, d, ts, tstz, j, jb, fa, tsa) VALUES
     (3, 3, '-Infinity', '-Infinity', 1e-320, '0044-03-15 BC', '0044-03-15 12:00 BC',
      '1900-01-01 00:00+00:19:32', '[1, 2 , 3]', '[]', '{-0}', '{{"2024-01-01 00:00+00"},{NULL}}');
-INSERT INTO cv_vals (id, tenant, f4, f8, m) VALUES
-    (4, 4, 3.4028235e38, 1.7976931348623157e308, -92233720368547758.08);
+INSERT INTO cv_vals (id, tenant, f4, f8, m, j, jb) VALUES
+    (4, 4, 3.4028235e38, 1.7976931348623157e308, -92233720368547758.08, 'null', 'null');
 RESET ALL;
 
 -- The copy an UPDATE's old images are checked against.
@@ -146,13 +146,13 @@ SELECT key, value FROM cv_images i, jsonb_each(i.new_data)
 SELECT key, value FROM cv_images i, jsonb_each(i.new_data)
  WHERE i.operation = 'INSERT' AND i.id IN (2, 3, 4) AND value <> 'null' ORDER BY i.id, key;
 
--- 1.0 logged to_jsonb(row): such images still decode (json normalised and
--- array bounds lost, as 1.0 logged them).
+-- 1.0 logged to_jsonb(row): such images still decode (json normalised,
+-- array bounds, float -0 and jsonb 'null' lost, as 1.0 logged them).
 SELECT v.id, bkperf.image_record(to_jsonb(v), NULL::cv_vals)::text = v::text AS exact
   FROM cv_vals v ORDER BY v.id;
-SELECT r.m, r.j, r.f8, r.ts
-  FROM bkperf.image_record('{"m": "$1,234.56", "j": {"b": 1}, "f8": 0.1, "ts": "2024-02-29T23:59:59.5"}',
-                           NULL::cv_vals) r;
+SELECT r.m, r.j, r.f8, r.ts, r.jb
+  FROM bkperf.image_record('{"m": "$1,234.56", "j": {"b": 1}, "f8": 0.1, "ts": "2024-02-29T23:59:59.5",
+                             "jb": "a string"}', NULL::cv_vals) r;
 
 -- Keys missing from an image give NULL; unknown keys are ignored.
 SELECT (bkperf.image_record('{"id": 9, "gone": 1}', NULL::cv_vals)).id,
