@@ -47,6 +47,7 @@ extern void bkperf_require_arg(FunctionCallInfo fcinfo, int argno,
 extern void bkperf_spi_exec(const char *sql, int nargs, Oid *types,
 							Datum *values, const char *nulls, int expect);
 extern int64 bkperf_spi_int64(int col);
+extern char *bkperf_eq_operator(Oid typid);
 
 /* capture_track.c: the tracked tables, under their identity. */
 typedef struct BkperfTracked
@@ -117,6 +118,7 @@ typedef struct BkperfRbTable
 	char	   *key;			/* table_id as text: the plan's table key */
 	char	   *qname;			/* quoted schema.table, current name */
 	char	   *tenant_col;		/* quoted */
+	AttrNumber	tenant_attnum;
 	char	   *key_list;		/* quoted key columns, comma separated */
 	char	   *key_join;		/* t.k OPERATOR(nsp.=) k.k AND ... */
 	char	   *cols;			/* insertable columns */
@@ -132,7 +134,7 @@ typedef struct BkperfRbTable
 /* rollback_apply.c: the statements of one table, as its owner. */
 extern void bkperf_rb_apply_upsert(BkperfRbTable *t, const char *tenant);
 extern void bkperf_rb_apply_delete(BkperfRbTable *t, const char *tenant);
-extern void bkperf_rb_check_owner_triggers(BkperfRbTable *t, bool in_cycle);
+extern void bkperf_rb_check_owner_triggers(BkperfRbTable *t);
 
 /*
  * rollback_columns.c: how log images of one tracked table map onto its
@@ -156,8 +158,20 @@ extern BkperfRbColumns *bkperf_rb_columns(int64 table_id, TupleDesc desc,
 										  const bool *is_key);
 extern BkperfRbEpoch *bkperf_rb_columns_epoch(BkperfRbColumns *c, int64 log_id);
 
-/* rollback_plan.c: the net-change plan of a rollback. */
+/* rollback_fk.c: the foreign keys an apply must check, set-based. */
 typedef struct BkperfRbPlan BkperfRbPlan;
+typedef struct BkperfRbFkCheck
+{
+	char	   *name;			/* the constraint */
+	Oid			child;
+	Oid			parent;
+	int			plan_table;		/* index of the table whose plan rows it reads, or -1 */
+	char	   *sql;			/* returns one count: rows violating the key */
+} BkperfRbFkCheck;
+extern List *bkperf_rb_fk_checks(BkperfRbTable *tables, int ntables, bool **is_key);
+extern void bkperf_rb_fk_run(List *checks, BkperfRbTable *tables, BkperfRbPlan *plan);
+
+/* rollback_plan.c: the net-change plan of a rollback. */
 extern BkperfRbPlan *bkperf_rb_plan_build(const char *sql, int nargs, Oid *types,
 										  Datum *values, BkperfRbTable *tables,
 										  bool **is_key, int ntables);

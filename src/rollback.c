@@ -113,8 +113,7 @@ typedef struct RbRun
 	char	   *skipped_json;	/* those reported, as jsonb text, or NULL */
 	BkperfFkOrder *order;
 	BkperfRbPlan *plan;			/* net change per key (rollback_plan.c) */
-	List	   *deferred;		/* qualified names of deferred FKs */
-	List	   *init_deferred;	/* those of them INITIALLY DEFERRED */
+	List	   *fk_checks;		/* BkperfRbFkCheck: keys to check after the apply */
 	TimestampTz started;
 	char	   *error;
 	char	   *sqlstate;
@@ -124,36 +123,6 @@ typedef struct RbRun
  * Scope
  * ---------------------------------------------------------------------
  */
-
-/*
- * "OPERATOR(schema.name)" of the equality operator of a type's default
- * btree or hash opclass, as ri_triggers.c qualifies its operators: no
- * search_path can capture it.
- */
-static char *
-rb_eq_operator(Oid typid)
-{
-	TypeCacheEntry *tc = lookup_type_cache(typid, TYPECACHE_EQ_OPR);
-	HeapTuple	tup;
-	Form_pg_operator op;
-	char	   *result;
-
-	if (!OidIsValid(tc->eq_opr))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_FUNCTION),
-				 errmsg("could not identify an equality operator for type %s",
-						format_type_be(typid)),
-				 errdetail("A rollback matches rows by their key columns.")));
-	tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(tc->eq_opr));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for operator %u", tc->eq_opr);
-	op = (Form_pg_operator) GETSTRUCT(tup);
-	result = psprintf("OPERATOR(%s.%s)",
-					  quote_identifier(get_namespace_name(op->oprnamespace)),
-					  NameStr(op->oprname));
-	ReleaseSysCache(tup);
-	return result;
-}
 
 /*
  * Fill the SQL fragments of t from its relation and tracking.
@@ -173,6 +142,7 @@ rb_table_sql(BkperfRbTable *t, const BkperfTracked *tr, bool **is_key)
 	t->qname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
 										  RelationGetRelationName(rel));
 	t->tenant_col = pstrdup(quote_identifier(tr->tenant_column));
+	t->tenant_attnum = get_attnum(t->relid, tr->tenant_column);
 	*is_key = palloc0(sizeof(bool) * Max(desc->natts, 1));
 	initStringInfo(&cols);
 	initStringInfo(&rcols);
@@ -198,7 +168,7 @@ rb_table_sql(BkperfRbTable *t, const BkperfTracked *tr, bool **is_key)
 		{
 			appendStringInfo(&keys, "%s%s", keys.len ? ", " : "", q);
 			appendStringInfo(&join, "%st.%s %s k.%s", join.len ? " AND " : "", q,
-							 rb_eq_operator(att->atttypid), q);
+							 bkperf_eq_operator(att->atttypid), q);
 		}
 	}
 	table_close(rel, NoLock);
@@ -586,52 +556,6 @@ rb_changed(RbRun *run, int i)
 }
 
 /*
- * Check the cycle group g: when two or more of its tables change, every
- * foreign key inside it must be deferrable (refused otherwise, naming the
- * rigid ones), and all of them are deferred for the apply.
- */
-static void
-rb_check_group(RbRun *run, int g)
-{
-	BkperfFkOrder *o = run->order;
-	int			nchanged = 0;
-	StringInfoData rigid;
-
-	for (int i = 0; i < o->ntables; i++)
-		if (o->tables[i].cycle_group == g && rb_changed(run, i))
-			nchanged++;
-	if (nchanged < 2)
-		return;
-	initStringInfo(&rigid);
-	for (int e = 0; e < o->nedges; e++)
-	{
-		BkperfFkEdge *edge = &o->edges[e];
-
-		if (o->tables[edge->child].cycle_group == g &&
-			o->tables[edge->parent].cycle_group == g && !edge->deferrable)
-			appendStringInfo(&rigid, "%s%s", rigid.len > 0 ? ", " : "", edge->name);
-	}
-	if (rigid.len > 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("cannot restore tables in a cycle of foreign keys that are not deferrable: %s",
-						rigid.data),
-				 errdetail("Rows of tables that reference each other can only be restored with those keys deferred."),
-				 errhint("Make them DEFERRABLE with ALTER TABLE ... ALTER CONSTRAINT ... DEFERRABLE.")));
-	for (int e = 0; e < o->nedges; e++)
-	{
-		BkperfFkEdge *edge = &o->edges[e];
-
-		if (o->tables[edge->child].cycle_group != g ||
-			o->tables[edge->parent].cycle_group != g)
-			continue;
-		run->deferred = lappend(run->deferred, edge->name);
-		if (edge->initially_deferred)
-			run->init_deferred = lappend(run->init_deferred, edge->name);
-	}
-}
-
-/*
  * Refuse when deleting rows of a changed table would cascade into a table
  * that is not tracked (ON DELETE CASCADE, SET NULL, SET DEFAULT): a
  * rollback never writes untracked tables.  Keys without an action make the
@@ -690,8 +614,7 @@ rb_order(RbRun *run)
 		relids[i] = run->tables[i].relid;
 	run->order = bkperf_fk_order(relids, run->ntables);
 	rb_check_untracked_cascades(run);
-	for (int g = 1; g <= run->order->ngroups; g++)
-		rb_check_group(run, g);
+	run->fk_checks = bkperf_rb_fk_checks(run->tables, run->ntables, run->is_key);
 
 	values[0] = CStringGetTextDatum(run->target->tenant);
 	values[1] = Int64GetDatum(run->rollback_id);
@@ -701,8 +624,7 @@ rb_order(RbRun *run)
 
 		if (!rb_changed(run, i))
 			continue;
-		bkperf_rb_check_owner_triggers(&run->tables[i],
-									   ft->cycle_group != 0 && run->deferred != NIL);
+		bkperf_rb_check_owner_triggers(&run->tables[i]);
 		values[2] = CStringGetTextDatum(run->tables[i].qname);
 		values[3] = Int32GetDatum(ft->level);
 		values[4] = Int32GetDatum(ft->cycle_group);
@@ -755,31 +677,10 @@ rb_ordered(RbRun *run, bool reverse, int *n)
  */
 
 /*
- * Run SET CONSTRAINTS names mode, for a non-empty list.
- */
-static void
-rb_set_constraints(List *names, const char *mode)
-{
-	StringInfoData sql;
-	ListCell   *lc;
-
-	if (names == NIL)
-		return;
-	initStringInfo(&sql);
-	appendStringInfoString(&sql, "SET CONSTRAINTS ");
-	foreach(lc, names)
-		appendStringInfo(&sql, "%s%s", lc == list_head(names) ? "" : ", ",
-						 (char *) lfirst(lc));
-	appendStringInfo(&sql, " %s", mode);
-	bkperf_spi_exec(sql.data, 0, NULL, NULL, NULL, SPI_OK_UTILITY);
-}
-
-
-/*
- * The apply phase: upserts parents first, deletes children first, with the
- * foreign keys inside changed cycles deferred and checked at the end (so a
- * violation fails here, inside the subtransaction).  Each table's
- * statements read its rows of the plan, and only its own.
+ * The apply phase: upserts parents first, deletes children first, then the
+ * set-based checks of the foreign keys the apply does not keep by
+ * construction (rollback_fk.c).  Each table's statements read its rows of
+ * the plan, and only its own.
  */
 static void
 rb_apply(RbRun *run)
@@ -788,7 +689,6 @@ rb_apply(RbRun *run)
 	int		   *parents_first = rb_ordered(run, false, &n);
 	int		   *children_first = rb_ordered(run, true, &n);
 
-	rb_set_constraints(run->deferred, "DEFERRED");
 	for (int k = 0; k < n; k++)
 	{
 		BkperfRbTable *t = &run->tables[parents_first[k]];
@@ -804,8 +704,7 @@ rb_apply(RbRun *run)
 		bkperf_rb_apply_delete(t, run->target->tenant);
 	}
 	bkperf_rb_plan_set_active(run->plan, -1, InvalidOid);
-	rb_set_constraints(run->deferred, "IMMEDIATE");
-	rb_set_constraints(run->init_deferred, "DEFERRED");
+	bkperf_rb_fk_run(run->fk_checks, run->tables, run->plan);
 }
 
 /*

@@ -15,10 +15,13 @@
  * from the owner makes the statement fail instead of restoring less), and
  * every operator is schema-qualified.  So a trigger, rule, default or
  * operator of the table's owner runs with the owner's rights, never with
- * the caller's.  The caller's own tables need no switch.  Deferred triggers
- * would fire at commit as the caller (PostgreSQL refuses to queue them in a
- * security-restricted operation): a table of another owner whose
- * statements would queue one is refused.
+ * the caller's.  The caller's own tables need no switch.  The statements run
+ * with session_replication_role = replica: only bkperf's capture triggers
+ * (ENABLE ALWAYS) and the table's own ENABLE ALWAYS triggers fire, and
+ * foreign keys are kept as rollback_fk.c explains.  A deferred trigger
+ * would fire at commit as the caller (PostgreSQL refuses to queue one in a
+ * security-restricted operation): a table of another owner with a
+ * deferrable ENABLE ALWAYS trigger is refused.
  *
  * Tenants compare by their logged text form, bkperf.tenant_text(), never
  * by the column type's equality (numeric 1 and 1.0 are two tenants).
@@ -59,6 +62,9 @@ ra_owner_begin(BkperfRbTable *t, RaOwner *s)
 							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	(void) set_config_option("row_security", "off", PGC_USERSET,
 							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	/* No trigger fires but the capture's (ENABLE ALWAYS): rollback_fk.c. */
+	(void) set_config_option("session_replication_role", "replica", PGC_SUSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 }
 
 /*
@@ -72,15 +78,13 @@ ra_owner_end(RaOwner *s)
 }
 
 /*
- * Refuse a table of another owner whose statements would queue deferred
- * triggers: PostgreSQL refuses them inside a security-restricted operation,
- * and for good reason (they would fire at commit with the caller's
- * rights).  That is a deferrable trigger of its own, a foreign key of it
- * that is INITIALLY DEFERRED, or one the rollback defers (in_cycle: the
- * table is in a changed cycle of foreign keys).
+ * Refuse a table of another owner with a deferrable trigger that fires even
+ * in the apply's replica mode (ENABLE ALWAYS): PostgreSQL refuses to queue a
+ * deferred trigger inside a security-restricted operation, and for good
+ * reason (it would fire at commit with the caller's rights).
  */
 void
-bkperf_rb_check_owner_triggers(BkperfRbTable *t, bool in_cycle)
+bkperf_rb_check_owner_triggers(BkperfRbTable *t)
 {
 	Oid			types[1] = {OIDOID};
 	Datum		values[1] = {ObjectIdGetDatum(t->relid)};
@@ -90,19 +94,18 @@ bkperf_rb_check_owner_triggers(BkperfRbTable *t, bool in_cycle)
 		return;
 	/* Result: the name of one such trigger, or NULL. */
 	bkperf_spi_exec("SELECT pg_catalog.min(tgname::pg_catalog.text) FROM pg_catalog.pg_trigger"
-					" WHERE tgrelid OPERATOR(pg_catalog.=) $1 AND tgdeferrable"
-					"   AND (NOT tgisinternal OR tginitdeferred)",
+					" WHERE tgrelid OPERATOR(pg_catalog.=) $1 AND tgdeferrable AND NOT tgisinternal"
+					"   AND tgenabled OPERATOR(pg_catalog.=) 'A'",
 					1, types, values, NULL, SPI_OK_SELECT);
 	if (SPI_processed > 0)
 		what = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	if (what == NULL && !in_cycle)
+	if (what == NULL)
 		return;
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("cannot roll back table %s of another owner: its changes would queue deferred triggers",
-					t->qname),
-			 what ? errdetail("Trigger \"%s\" is deferred; a deferred trigger would run at commit with your rights, not its owner's.", what) :
-			 errdetail("The table is in a cycle of foreign keys that the rollback must defer."),
+			 errmsg("cannot roll back table %s of another owner: its changes would queue deferred trigger \"%s\"",
+					t->qname, what),
+			 errdetail("A deferred trigger would run at commit with your rights, not its owner's."),
 			 errhint("Let the table's owner run the rollback, or leave the table out with an explicit table list.")));
 }
 

@@ -5,6 +5,9 @@
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
+#include "utils/typcache.h"
+#include "utils/syscache.h"
+#include "catalog/pg_operator.h"
 
 #include "datatype/timestamp.h"
 #include "fmgr.h"
@@ -171,3 +174,34 @@ bkperf_spi_int64(int col)
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col, &isnull);
 	return isnull ? 0 : DatumGetInt64(d);
 }
+
+/*
+ * "OPERATOR(schema.name)" of the equality operator of a type's default
+ * btree or hash opclass, as ri_triggers.c qualifies its operators: no
+ * search_path can capture it.
+ */
+char *
+bkperf_eq_operator(Oid typid)
+{
+	TypeCacheEntry *tc = lookup_type_cache(typid, TYPECACHE_EQ_OPR);
+	HeapTuple	tup;
+	Form_pg_operator op;
+	char	   *result;
+
+	if (!OidIsValid(tc->eq_opr))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("could not identify an equality operator for type %s",
+						format_type_be(typid)),
+				 errdetail("A rollback matches rows by their key columns.")));
+	tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(tc->eq_opr));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for operator %u", tc->eq_opr);
+	op = (Form_pg_operator) GETSTRUCT(tup);
+	result = psprintf("OPERATOR(%s.%s)",
+					  quote_identifier(get_namespace_name(op->oprnamespace)),
+					  NameStr(op->oprname));
+	ReleaseSysCache(tup);
+	return result;
+}
+

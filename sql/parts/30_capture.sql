@@ -45,6 +45,15 @@ BEGIN
     EXECUTE pg_catalog.format(
         'CREATE TRIGGER bkperf_capture_truncate BEFORE TRUNCATE ON %s '
         'FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.capture_truncate()', part);
+    -- Capture fires in every session_replication_role: the rollback applies
+    -- in replica mode (no other trigger fires), and logical replication's
+    -- apply changes are logged on a subscriber too.
+    -- The event trigger leaves this ALTER TABLE of ours alone.
+    PERFORM pg_catalog.set_config('bkperf_internal.own_ddl', 'on', true);
+    EXECUTE pg_catalog.format(
+        'ALTER TABLE ONLY %s ENABLE ALWAYS TRIGGER bkperf_capture_insert, '
+        'ENABLE ALWAYS TRIGGER bkperf_capture_update, ENABLE ALWAYS TRIGGER bkperf_capture_delete', part);
+    PERFORM pg_catalog.set_config('bkperf_internal.own_ddl', 'off', true);
 END
 $$;
 
@@ -366,7 +375,8 @@ DECLARE
     v_rel       regclass;
     v_root      regclass;
 BEGIN
-    IF pg_catalog.to_regclass('@extschema@.tracked_tables') IS NULL THEN
+    IF pg_catalog.to_regclass('@extschema@.tracked_tables') IS NULL
+       OR pg_catalog.current_setting('bkperf_internal.own_ddl', true) OPERATOR(pg_catalog.=) 'on' THEN
         RETURN;
     END IF;
     SELECT t.relid, x.relid INTO v_rel, v_root

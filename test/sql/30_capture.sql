@@ -335,19 +335,21 @@ SELECT tableoid::regclass::text = 'bkperf.backup_transaction_logs_p'
   FROM bkperf.backup_transaction_logs WHERE txid = pg_current_xact_id();
 ROLLBACK;
 
--- A stale tracked-table OID in the trigger arguments (as after pg_dump and
--- restore) means the table itself, or its partition root.
+-- Capture triggers name the tracked table by its table_id, which pg_dump
+-- keeps (tracked_tables is dumped and the triggers with their arguments), so
+-- triggers made anew from their definition log under the table, on a
+-- partition under its root.
+SELECT pg_get_triggerdef(oid) AS part_def FROM pg_trigger
+ WHERE tgrelid = 'cap_part_1'::regclass AND tgname = 'bkperf_capture_insert' \gset
+SELECT pg_get_triggerdef(oid) AS items_def FROM pg_trigger
+ WHERE tgrelid = 'cap_items'::regclass AND tgname = 'bkperf_capture_insert' \gset
 DROP TRIGGER bkperf_capture_insert ON cap_part_1;
-CREATE TRIGGER bkperf_capture_insert AFTER INSERT ON cap_part_1
-    REFERENCING NEW TABLE AS bkperf_new FOR EACH STATEMENT
-    EXECUTE FUNCTION bkperf.capture('1', 'tenant', 'full', 'tenant', 'id');
 DROP TRIGGER bkperf_capture_insert ON cap_items;
-CREATE TRIGGER bkperf_capture_insert AFTER INSERT ON cap_items
-    REFERENCING NEW TABLE AS bkperf_new FOR EACH STATEMENT
-    EXECUTE FUNCTION bkperf.capture('1', 'tenant', 'full', 'id');
+:part_def;
+:items_def;
 SELECT cap_mark() AS mark \gset
-INSERT INTO cap_part_1 VALUES (1, 4, 'stale oid');
-INSERT INTO cap_items VALUES (5000, 1, 'stale oid', 0);
+INSERT INTO cap_part_1 VALUES (1, 4, 'remade trigger');
+INSERT INTO cap_items VALUES (5000, 1, 'remade trigger', 0);
 SELECT n, tbl, op, record_id FROM cap_log(:mark);
 
 -- Clean up: dropping the tables forgets them.

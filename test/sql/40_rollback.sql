@@ -222,13 +222,18 @@ SELECT p.oid::regprocedure AS function, has_function_privilege('public', p.oid, 
    AND p.proname IN ('create_snapshot', 'rollback_to_snapshot', 'rollback_to_time')
  ORDER BY 1::text;
 
--- A cycle of keys that are not deferrable is refused, naming them.
+-- A cycle of keys that are not deferrable: the apply fires no per-row
+-- foreign-key trigger (replica mode) and both keys map tenant to tenant
+-- between tables in scope, so the rows go back in any order.
 SELECT bkperf.track_table('rb.ra', 'tenant'), bkperf.track_table('rb.rbb', 'tenant');
+INSERT INTO rb.ra VALUES ('rb_c', 5, NULL);
 SELECT bkperf.create_snapshot('rb_c') AS snapc \gset
 INSERT INTO rb.ra VALUES ('rb_c', 1, NULL);
 INSERT INTO rb.rbb VALUES ('rb_c', 1, 1);
 UPDATE rb.ra SET b_id = 1;
-SELECT * FROM bkperf.rollback_to_snapshot('rb_c', :snapc);
+SELECT status, tables, rows_deleted, rows_updated, rows_inserted
+  FROM bkperf.rollback_to_snapshot('rb_c', :snapc);
+SELECT 'ra' AS tbl, ra::text FROM rb.ra UNION ALL SELECT 'rbb', rbb::text FROM rb.rbb ORDER BY 1, 2;
 
 -- The plan treats keys equal as jsonb as one key: a numeric key logged as
 -- 1.0 and then as 1.00 is one row, inserted after the snapshot, so the
