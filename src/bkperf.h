@@ -80,6 +80,17 @@ extern struct ArrayType *bkperf_fk_group_constraints(BkperfFkOrder *order,
 /* rollback.c: OIDs of every tracked table (needs an SPI connection). */
 extern Oid *bkperf_tracked_relids(int *ntables);
 
+/*
+ * snapshot_origin.c: refuse rollback targets whose transaction ids belong to
+ * another cluster (a restore from a dump); start the log scan after log rows
+ * written in another cluster that all precede the target.  Need SPI.
+ */
+extern void bkperf_snapshot_origin_check(const char *tenant, int64 snapshot_id,
+										 TimestampTz created_at,
+										 TimestampTz *scan_from);
+extern void bkperf_time_origin_check(TimestampTz target, TimestampTz *scan_from,
+									 bool xid_based);
+
 /* rollback_plan.c: the net-change plan of a rollback. */
 typedef struct BkperfRbPlan BkperfRbPlan;
 extern BkperfRbPlan *bkperf_rb_plan_build(const char *sql, int nargs, Oid *types,

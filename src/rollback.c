@@ -405,6 +405,7 @@ rb_resolve_snapshot(RbTarget *t)
 	t->scan_from = DatumGetTimestampTz(SPI_getbinval(tup, desc, 4, &isnull));
 	if (isnull)
 		t->scan_from = Min(rb_log_floor(), t->target_time);
+	bkperf_snapshot_origin_check(t->tenant, t->snapshot_id, t->target_time, &t->scan_from);
 	rb_check_floor(t->target_time, t->scan_from);
 }
 
@@ -441,6 +442,7 @@ rb_resolve_time(RbTarget *t)
 		t->scan_from = DatumGetTimestampTz(rb_int64_result(1));
 	else
 		t->scan_from = Min(rb_log_floor(), t->target_time);
+	bkperf_time_origin_check(t->target_time, &t->scan_from, t->by_commit_ts);
 	rb_check_floor(t->target_time, t->scan_from);
 }
 

@@ -73,6 +73,9 @@ CREATE TABLE @extschema@.log_retention_state (
     CONSTRAINT log_retention_state_singleton_check CHECK (singleton)
 );
 INSERT INTO @extschema@.log_retention_state DEFAULT VALUES;
+CREATE TRIGGER singleton_take_restored BEFORE INSERT ON @extschema@.log_retention_state
+    FOR EACH ROW WHEN (@extschema@.restoring())
+    EXECUTE FUNCTION @extschema@.singleton_take_restored();
 
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.tracked_tables', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.backup_transaction_logs_default', '');

@@ -229,7 +229,8 @@ DECLARE
     v_mode      text;
     v_keys      name[];
 BEGIN
-    IF pg_catalog.to_regclass('@extschema@.tracked_tables') IS NULL THEN
+    -- A restore creates the capture triggers itself (they are in the dump).
+    IF pg_catalog.to_regclass('@extschema@.tracked_tables') IS NULL OR @extschema@.restoring() THEN
         RETURN;
     END IF;
     -- Partitions of tracked tables without capture triggers.
