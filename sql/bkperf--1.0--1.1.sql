@@ -437,8 +437,8 @@ COMMENT ON FUNCTION @extschema@.health_views_restored() IS
 
 -- refresh_log's ids from a sequence of the extension, dumped with the table
 -- (pg_dump does not carry an identity column's sequence for an extension table).
-CREATE SEQUENCE @extschema@.refresh_log_refresh_id_seq AS bigint;
 ALTER TABLE @extschema@.refresh_log ALTER COLUMN refresh_id DROP IDENTITY;
+CREATE SEQUENCE @extschema@.refresh_log_refresh_id_seq AS bigint;
 ALTER TABLE @extschema@.refresh_log
     ALTER COLUMN refresh_id SET DEFAULT nextval('@extschema@.refresh_log_refresh_id_seq');
 ALTER SEQUENCE @extschema@.refresh_log_refresh_id_seq OWNED BY @extschema@.refresh_log.refresh_id;
