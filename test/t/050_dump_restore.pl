@@ -193,6 +193,13 @@ like($err, qr/HINT:  Roll back to a snapshot taken after the restore/, '... with
 	"\\set VERBOSITY verbose\nSELECT status FROM bkperf.rollback_to_time('a', '$before_dump')");
 like($err, qr/55000: rollback target is before this database was restored from another cluster/,
 	'other cluster: a time before the restore is refused (commit timestamps on)');
+# A snapshot without a recorded cluster is refused everywhere.
+$node2->safe_psql('r_other', q{
+    INSERT INTO bkperf.backup_pitr_snapshots (tenant_id, snapshot, wal_lsn, cluster_origin)
+    VALUES ('a', pg_current_snapshot(), pg_current_wal_lsn(), NULL)});
+($ret, $out, $err) = $node2->psql('r_other', "\\set VERBOSITY verbose\nSELECT status FROM bkperf.rollback_to_snapshot('a', "
+	  . "(SELECT max(snapshot_id) FROM bkperf.backup_pitr_snapshots WHERE cluster_origin IS NULL))");
+like($err, qr/55000: snapshot \d+ has no recorded cluster/, 'a snapshot with no cluster_origin is refused');
 my ($snap2, $copy2) = split /\n/, $node2->safe_psql('r_other', qq{
     BEGIN ISOLATION LEVEL REPEATABLE READ;
     SELECT bkperf.create_snapshot('a', 'after restore');
