@@ -171,6 +171,17 @@ typedef struct BkperfRbFkCheck
 extern List *bkperf_rb_fk_checks(BkperfRbTable *tables, int ntables, bool **is_key);
 extern void bkperf_rb_fk_run(List *checks, BkperfRbTable *tables, BkperfRbPlan *plan);
 
+/*
+ * snapshot_origin.c: refuse rollback targets whose transaction ids belong to
+ * another cluster (a restore from a dump); start the log scan after log rows
+ * written in another cluster that all precede the target.  Need SPI.
+ */
+extern void bkperf_snapshot_origin_check(const char *tenant, int64 snapshot_id,
+										 TimestampTz created_at,
+										 TimestampTz *scan_from);
+extern void bkperf_time_origin_check(TimestampTz target, TimestampTz *scan_from,
+									 bool xid_based);
+
 /* rollback_plan.c: the net-change plan of a rollback. */
 extern BkperfRbPlan *bkperf_rb_plan_build(const char *sql, int nargs, Oid *types,
 										  Datum *values, BkperfRbTable *tables,

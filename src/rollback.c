@@ -361,6 +361,7 @@ rb_resolve_snapshot(RbTarget *t)
 							  &t->target_time, &t->scan_from);
 	if (t->scan_from == 0)
 		t->scan_from = Min(bkperf_rb_log_floor(), t->target_time);
+	bkperf_snapshot_origin_check(t->tenant, t->snapshot_id, t->target_time, &t->scan_from);
 	rb_check_pruned(t->target_time, t->scan_from);
 }
 
@@ -397,6 +398,7 @@ rb_resolve_time(RbTarget *t)
 		else
 			t->scan_from = Min(bkperf_rb_log_floor(), t->target_time);
 	}
+	bkperf_time_origin_check(t->target_time, &t->scan_from, t->by_commit_ts);
 	rb_check_pruned(t->target_time, t->scan_from);
 }
 

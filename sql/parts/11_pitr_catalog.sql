@@ -21,6 +21,10 @@ CREATE TABLE @extschema@.backup_pitr_snapshots (
     log_scan_from   timestamptz,
     created_by      text NOT NULL DEFAULT CURRENT_USER,
     metadata        jsonb NOT NULL DEFAULT '{}',
+    -- System identifier of the cluster the snapshot was taken in: its
+    -- pg_snapshot only orders transactions of that cluster's lineage
+    -- (05_dump_restore.sql).  NULL: unknown, refused by rollback.
+    cluster_origin  bigint DEFAULT @extschema@.snapshot_origin(),
     CONSTRAINT backup_pitr_snapshots_pkey PRIMARY KEY (tenant_id, snapshot_id),
     CONSTRAINT backup_pitr_snapshots_type_check CHECK
         (snapshot_type IN ('manual', 'scheduled', 'pre_rollback', 'pre_migration', 'automatic')),

@@ -85,6 +85,9 @@ CREATE TABLE @extschema@.log_retention_state (
     CONSTRAINT log_retention_state_singleton_check CHECK (singleton)
 );
 INSERT INTO @extschema@.log_retention_state DEFAULT VALUES;
+CREATE TRIGGER singleton_take_restored BEFORE INSERT ON @extschema@.log_retention_state
+    FOR EACH ROW WHEN (@extschema@.restoring())
+    EXECUTE FUNCTION @extschema@.singleton_take_restored();
 
 ALTER SEQUENCE @extschema@.tracked_tables_table_id_seq
     OWNED BY @extschema@.tracked_tables.table_id;

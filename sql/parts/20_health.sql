@@ -34,6 +34,9 @@ CREATE TABLE @extschema@.health_policy (
              + w_recovery_window + w_verification + w_duration > 0)
 );
 INSERT INTO @extschema@.health_policy DEFAULT VALUES;
+CREATE TRIGGER singleton_take_restored BEFORE INSERT ON @extschema@.health_policy
+    FOR EACH ROW WHEN (@extschema@.restoring())
+    EXECUTE FUNCTION @extschema@.singleton_take_restored();
 
 CREATE TABLE @extschema@.health_policy_tenant (
     tenant_id           text COLLATE "C" NOT NULL,
@@ -118,9 +121,12 @@ SELECT j.tenant_id,
 CREATE UNIQUE INDEX mv_tenant_backup_summary_tenant_id
     ON @extschema@.mv_tenant_backup_summary (tenant_id);
 
--- Every refresh and every skipped overlapping call.
+-- Every refresh and every skipped overlapping call.  The id comes from a
+-- sequence of the extension (not an identity column, whose sequence pg_dump
+-- does not carry for an extension table), dumped with the table.
+CREATE SEQUENCE @extschema@.refresh_log_refresh_id_seq AS bigint;
 CREATE TABLE @extschema@.refresh_log (
-    refresh_id      bigint GENERATED ALWAYS AS IDENTITY,
+    refresh_id      bigint NOT NULL DEFAULT nextval('@extschema@.refresh_log_refresh_id_seq'),
     view_name       text COLLATE "C" NOT NULL,
     started_at      timestamptz NOT NULL,
     duration_ms     double precision NOT NULL,
@@ -133,6 +139,8 @@ CREATE TABLE @extschema@.refresh_log (
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.health_policy', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.health_policy_tenant', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.refresh_log', '');
+ALTER SEQUENCE @extschema@.refresh_log_refresh_id_seq OWNED BY @extschema@.refresh_log.refresh_id;
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.refresh_log_refresh_id_seq', '');
 
 /*
  * A tenant is known to bkperf when it has a backup job, a snapshot or a

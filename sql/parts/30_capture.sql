@@ -375,7 +375,9 @@ DECLARE
     v_rel       regclass;
     v_root      regclass;
 BEGIN
-    IF pg_catalog.to_regclass('@extschema@.tracked_tables') IS NULL
+    -- A restore creates the capture triggers itself (they are in the dump),
+    -- and the ALTER TABLE of capture_triggers_create is ours.
+    IF pg_catalog.to_regclass('@extschema@.tracked_tables') IS NULL OR @extschema@.restoring()
        OR pg_catalog.current_setting('bkperf_internal.own_ddl', true) OPERATOR(pg_catalog.=) 'on' THEN
         RETURN;
     END IF;

@@ -121,7 +121,11 @@ COMMENT ON FUNCTION @extschema@.check_performance_alerts() IS
 CREATE TRIGGER check_performance_alerts
     AFTER INSERT ON @extschema@.performance_metrics
     REFERENCING NEW TABLE AS new_metrics
-    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.check_performance_alerts();
+    FOR EACH STATEMENT
+    -- Metrics a restore loads were alerted on when first reported; the
+    -- dumped system_alerts rows follow.
+    WHEN (NOT @extschema@.restoring())
+    EXECUTE FUNCTION @extschema@.check_performance_alerts();
 
 CREATE FUNCTION @extschema@.performance_summary(since interval DEFAULT '1 hour')
 RETURNS TABLE (endpoint text, requests bigint, mean_ms double precision,

@@ -18,6 +18,9 @@ CREATE TABLE @extschema@.maintenance_settings (
          AND refresh_log_retention > '0')
 );
 INSERT INTO @extschema@.maintenance_settings DEFAULT VALUES;
+CREATE TRIGGER singleton_take_restored BEFORE INSERT ON @extschema@.maintenance_settings
+    FOR EACH ROW WHEN (@extschema@.restoring())
+    EXECUTE FUNCTION @extschema@.singleton_take_restored();
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.maintenance_settings', '');
 
 -- Non-waiting per-task lock of run_maintenance (bkperf's own lock space).
@@ -26,6 +29,45 @@ RETURNS boolean
 LANGUAGE c VOLATILE STRICT
 AS 'MODULE_PATHNAME', 'bkperf_try_maintenance_lock';
 REVOKE ALL ON FUNCTION @extschema@.try_maintenance_lock(text) FROM PUBLIC;
+
+/*
+ * Attach one daily change-log partition, moving the rows of its range out of
+ * the default partition first; returns how many moved.  The partition is
+ * marked in log_partitions_pending while it attaches, so that the restore
+ * event trigger (log_partitions_restore) leaves this ATTACH alone.
+ */
+CREATE FUNCTION @extschema@.attach_log_partition(part text, range_from timestamptz,
+                                                 range_to timestamptz)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    moved bigint;
+    rel oid := pg_catalog.to_regclass('@extschema@.' || pg_catalog.quote_ident(part));
+BEGIN
+    -- Marks of partitions dropped since (pruned) go.
+    DELETE FROM @extschema@.log_partitions_pending q
+     WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) q.relid);
+    -- ATTACH needs ACCESS EXCLUSIVE on the default partition anyway: take it
+    -- now (no lock upgrade), so capture cannot add rows while we move them.
+    LOCK TABLE @extschema@.backup_transaction_logs_default IN ACCESS EXCLUSIVE MODE;
+    EXECUTE pg_catalog.format('WITH moved AS (DELETE FROM @extschema@.backup_transaction_logs_default'
+                   ' WHERE changed_at OPERATOR(pg_catalog.>=) $1 AND changed_at OPERATOR(pg_catalog.<) $2 RETURNING *)'
+                   ' INSERT INTO @extschema@.%I SELECT * FROM moved', part)
+        USING range_from, range_to;
+    GET DIAGNOSTICS moved = ROW_COUNT;
+    INSERT INTO @extschema@.log_partitions_pending AS q (relid, range_from, range_to, state)
+    VALUES (rel, range_from, range_to, 'attaching')
+    ON CONFLICT (relid) DO UPDATE SET state = 'attaching';
+    EXECUTE pg_catalog.format('ALTER TABLE @extschema@.backup_transaction_logs ATTACH PARTITION @extschema@.%I'
+                   ' FOR VALUES FROM (%L) TO (%L)', part, range_from, range_to);
+    UPDATE @extschema@.log_partitions_pending q SET state = 'attached'
+     WHERE q.relid OPERATOR(pg_catalog.=) rel;
+    RETURN moved;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@.attach_log_partition(text, timestamptz, timestamptz) FROM PUBLIC;
 
 /*
  * Daily partitions of the change log (UTC days), from today to days_ahead
@@ -47,6 +89,16 @@ BEGIN
         RAISE EXCEPTION 'days_ahead must be between 0 and 366'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    -- A partition an interrupted restore left detached goes back first.
+    FOR part, range_from, range_to IN
+        SELECT c.relname, q.range_from, q.range_to
+          FROM @extschema@.log_partitions_pending q JOIN pg_class c ON c.oid = q.relid
+         WHERE q.state = 'detached'
+    LOOP
+        partition_name := '@extschema@.' || part;
+        rows_moved := @extschema@.attach_log_partition(part, range_from, range_to);
+        RETURN NEXT;
+    END LOOP;
     FOR day IN SELECT d::date FROM generate_series((now() AT TIME ZONE 'UTC')::date,
                                                    (now() AT TIME ZONE 'UTC')::date + ahead,
                                                    interval '1 day') d
@@ -56,19 +108,9 @@ BEGIN
         partition_name := '@extschema@.' || part;
         range_from := (day::timestamp AT TIME ZONE 'UTC');
         range_to := ((day + 1)::timestamp AT TIME ZONE 'UTC');
-        -- Rows of that day in the default partition must move first.  ATTACH
-        -- needs ACCESS EXCLUSIVE on the default partition anyway: take it now
-        -- (no lock upgrade), so capture cannot add rows while we move them.
-        LOCK TABLE @extschema@.backup_transaction_logs_default IN ACCESS EXCLUSIVE MODE;
         EXECUTE format('CREATE TABLE @extschema@.%I (LIKE @extschema@.backup_transaction_logs'
                        ' INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', part);
-        EXECUTE format('WITH moved AS (DELETE FROM @extschema@.backup_transaction_logs_default'
-                       ' WHERE changed_at >= $1 AND changed_at < $2 RETURNING *)'
-                       ' INSERT INTO @extschema@.%I SELECT * FROM moved', part)
-            USING range_from, range_to;
-        GET DIAGNOSTICS rows_moved = ROW_COUNT;
-        EXECUTE format('ALTER TABLE @extschema@.backup_transaction_logs ATTACH PARTITION @extschema@.%I'
-                       ' FOR VALUES FROM (%L) TO (%L)', part, range_from, range_to);
+        rows_moved := @extschema@.attach_log_partition(part, range_from, range_to);
         RETURN NEXT;
     END LOOP;
 END
@@ -324,6 +366,8 @@ COMMENT ON TABLE @extschema@.maintenance_settings IS
     'Settings of run_maintenance(): partitions created ahead, change-log, alert, metric and refresh-record retention.';
 COMMENT ON FUNCTION @extschema@.try_maintenance_lock(text) IS
     'Take the transaction-level lock of one maintenance task without waiting; false if another session holds it.';
+COMMENT ON FUNCTION @extschema@.attach_log_partition(text, timestamptz, timestamptz) IS
+    'Internal: attach one daily change-log partition, moving its rows out of the default partition.';
 COMMENT ON FUNCTION @extschema@.ensure_log_partitions(integer) IS
     'Create the daily change-log partitions from today to days_ahead days ahead, moving rows out of the default partition.';
 COMMENT ON FUNCTION @extschema@.log_prune_horizon() IS

@@ -45,7 +45,10 @@ SELECT c.relname, format_type(a.atttypid, a.atttypmod) AS type, co.collname
    AND (a.atttypid <> 'text'::regtype OR co.collname IS DISTINCT FROM 'C')
  ORDER BY 1;
 
--- Tables holding user data are dumped by pg_dump (extension config).
+-- Tables holding user data are dumped by pg_dump (extension config).  Only
+-- two are not, on purpose: cluster_lineage describes this database's files
+-- (a restore from a dump must start it anew) and log_partitions_pending
+-- holds OIDs.
 SELECT c.relname
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE n.nspname = 'bkperf' AND c.relkind = 'r'
