@@ -263,10 +263,11 @@ CREATE ROLE ex_owner LOGIN;
 GRANT USAGE, CREATE ON SCHEMA ex TO ex_owner;
 GRANT USAGE ON SCHEMA bkperf TO ex_owner;
 GRANT EXECUTE ON FUNCTION bkperf.track_table(regclass, name, text), bkperf.create_snapshot(text, text, text),
-    bkperf.rollback_to_snapshot(text, bigint, boolean), bkperf.rollback_to_snapshot(text, bigint, boolean, regclass[])
-    TO ex_owner;
+    bkperf.rollback_to_snapshot(text, bigint, boolean), bkperf.rollback_to_snapshot(text, bigint, boolean, regclass[]),
+    bkperf.snapshot_origin() TO ex_owner;
 GRANT SELECT ON bkperf.tracked_tables, bkperf.backup_transaction_logs, bkperf.tracked_column_changes,
-    bkperf.log_retention_state, bkperf.backup_pitr_snapshots TO ex_owner;
+    bkperf.log_retention_state, bkperf.backup_pitr_snapshots, bkperf.cluster_lineage,
+    bkperf.cluster_history TO ex_owner;
 GRANT SELECT, INSERT, UPDATE ON bkperf.backup_pitr_snapshots, bkperf.backup_pitr_rollback_history,
     bkperf.backup_fk_constraints_cache TO ex_owner;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA bkperf TO ex_owner;
