@@ -119,6 +119,7 @@ typedef struct BkperfRbTable
 	char	   *qname;			/* quoted schema.table, current name */
 	char	   *tenant_col;		/* quoted */
 	AttrNumber	tenant_attnum;
+	bool		partitioned;	/* a partitioned table (no system columns) */
 	char	   *key_list;		/* quoted key columns, comma separated */
 	char	   *key_join;		/* t.k OPERATOR(nsp.=) k.k AND ... */
 	char	   *cols;			/* insertable columns */

@@ -121,7 +121,7 @@ bkperf_untrack_table(PG_FUNCTION_ARGS)
 
 /*
  * Every tracked table, in OID order (the rollback's lock order), with the
- * identity its log rows carry.  Needs an SPI connection; the result is
+ * identity its log rows carry (0 in a 1.0 catalog).  Needs an SPI connection; the result is
  * allocated in the caller's context.
  */
 BkperfTracked *
@@ -130,9 +130,13 @@ bkperf_tracked_tables(int *ntables)
 	BkperfTracked *result;
 	MemoryContext cxt = CurrentMemoryContext;
 
-	bkperf_spi_exec("SELECT relid::pg_catalog.oid, table_id, tenant_column::pg_catalog.text,"
-					"       key_columns::pg_catalog.text[], tracked_at"
-					"  FROM bkperf.tracked_tables ORDER BY 1",
+	/* A 1.0 catalog (new library before ALTER EXTENSION UPDATE) has no table_id. */
+	bool		has_id = get_attnum(bkperf_relid("tracked_tables"), "table_id") != InvalidAttrNumber;
+
+	bkperf_spi_exec(psprintf("SELECT relid::pg_catalog.oid, %s, tenant_column::pg_catalog.text,"
+							 "       key_columns::pg_catalog.text[], tracked_at"
+							 "  FROM bkperf.tracked_tables ORDER BY 1",
+							 has_id ? "table_id" : "0::pg_catalog.int8"),
 					0, NULL, NULL, NULL, SPI_OK_SELECT);
 	result = MemoryContextAllocZero(cxt, sizeof(BkperfTracked) * Max(SPI_processed, 1));
 	for (uint64 i = 0; i < SPI_processed; i++)

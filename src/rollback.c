@@ -139,6 +139,7 @@ rb_table_sql(BkperfRbTable *t, const BkperfTracked *tr, bool **is_key)
 				join;
 
 	t->owner = rel->rd_rel->relowner;
+	t->partitioned = rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE;
 	t->qname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
 										  RelationGetRelationName(rel));
 	t->tenant_col = pstrdup(quote_identifier(tr->tenant_column));

@@ -171,16 +171,42 @@ bkperf_rb_apply_upsert(BkperfRbTable *t, const char *tenant)
 		psprintf("DO UPDATE SET %s WHERE bkperf.tenant_text(t.%s) OPERATOR(pg_catalog.=) $2"
 				 " AND t.* OPERATOR(pg_catalog.*<>) EXCLUDED.*",
 				 t->sets, t->tenant_col);
-	/* Result: (rows inserted, rows updated). */
-	ra_exec_as_owner(t, psprintf("WITH u AS (INSERT INTO %s AS t (%s) OVERRIDING SYSTEM VALUE"
-								 " SELECT %s FROM bkperf.rollback_plan_rows($1, true, NULL::%s) r"
-								 " ON CONFLICT (%s) %s RETURNING t.xmax OPERATOR(pg_catalog.=) '0'::pg_catalog.xid AS ins)"
-								 " SELECT pg_catalog.count(*) FILTER (WHERE ins),"
-								 "        pg_catalog.count(*) FILTER (WHERE NOT ins) FROM u",
-								 t->qname, t->cols, t->rcols, t->qname, t->key_list, conflict),
-					 2, types, values);
-	t->inserted = bkperf_spi_int64(1);
-	t->updated = bkperf_spi_int64(2);
+	if (!t->partitioned)
+	{
+		/* Result: (rows inserted, rows updated). */
+		ra_exec_as_owner(t, psprintf("WITH u AS (INSERT INTO %s AS t (%s) OVERRIDING SYSTEM VALUE"
+									 " SELECT %s FROM bkperf.rollback_plan_rows($1, true, NULL::%s) r"
+									 " ON CONFLICT (%s) %s RETURNING t.xmax OPERATOR(pg_catalog.=) '0'::pg_catalog.xid AS ins)"
+									 " SELECT pg_catalog.count(*) FILTER (WHERE ins),"
+									 "        pg_catalog.count(*) FILTER (WHERE NOT ins) FROM u",
+									 t->qname, t->cols, t->rcols, t->qname, t->key_list, conflict),
+						 2, types, values);
+		t->inserted = bkperf_spi_int64(1);
+		t->updated = bkperf_spi_int64(2);
+	}
+	else
+	{
+		/*
+		 * A partitioned table cannot return xmax: count the keys that exist
+		 * first (result: that count), then the rows the upsert wrote.
+		 */
+		int64		existing;
+
+		ra_exec_as_owner(t, psprintf("SELECT pg_catalog.count(*) FROM bkperf.rollback_plan_rows($1, true, NULL::%s) k"
+									 " JOIN %s t ON %s",
+									 t->qname, t->qname, t->key_join),
+						 1, types, values);
+		existing = bkperf_spi_int64(1);
+		/* Result: rows written. */
+		ra_exec_as_owner(t, psprintf("WITH u AS (INSERT INTO %s AS t (%s) OVERRIDING SYSTEM VALUE"
+									 " SELECT %s FROM bkperf.rollback_plan_rows($1, true, NULL::%s) r"
+									 " ON CONFLICT (%s) %s RETURNING 1)"
+									 " SELECT pg_catalog.count(*) FROM u",
+									 t->qname, t->cols, t->rcols, t->qname, t->key_list, conflict),
+						 2, types, values);
+		t->inserted = t->planned_present - existing;
+		t->updated = bkperf_spi_int64(1) - t->inserted;
+	}
 	if (t->inserted + t->updated < t->planned_present)
 		ra_check_key_owner(t, tenant);
 }
