@@ -600,6 +600,37 @@ rb_check_untracked_cascades(RbRun *run)
 }
 
 /*
+ * Refuse when the rollback's own changes of table t would not be logged:
+ * the apply runs in replica mode, where only ENABLE ALWAYS capture triggers
+ * fire (track_table makes them so; a trigger disabled or changed by hand
+ * would lose them, and the rollback could not itself be rolled back).
+ */
+static void
+rb_check_capture(BkperfRbTable *t)
+{
+	Oid			types[1] = {OIDOID};
+	Datum		values[1] = {ObjectIdGetDatum(t->relid)};
+
+	/* Result: tables of t's tree lacking an ENABLE ALWAYS capture trigger. */
+	bkperf_spi_exec("SELECT pg_catalog.count(*) FROM pg_catalog.pg_class c"
+					" WHERE c.relkind IN ('r', 'p')"
+					"   AND (c.oid OPERATOR(pg_catalog.=) $1"
+					"        OR c.oid IN (SELECT p.relid FROM pg_catalog.pg_partition_tree($1) p))"
+					"   AND (SELECT pg_catalog.count(*) FROM pg_catalog.pg_trigger g"
+					"         WHERE g.tgrelid OPERATOR(pg_catalog.=) c.oid"
+					"           AND g.tgname IN ('bkperf_capture_insert', 'bkperf_capture_update',"
+					"                            'bkperf_capture_delete')"
+					"           AND g.tgenabled OPERATOR(pg_catalog.=) 'A') OPERATOR(pg_catalog.<>) 3",
+					1, types, values, NULL, SPI_OK_SELECT);
+	if (bkperf_spi_int64(1) > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("capture triggers of table %s are missing or not ENABLE ALWAYS", t->qname),
+				 errdetail("The rollback's own changes would not be logged, so it could not be rolled back."),
+				 errhint("Track the table again with bkperf.track_table().")));
+}
+
+/*
  * Compute the FK order of the scope (in memory, driving the apply), check
  * it, record the order of the changed tables in backup_fk_constraints_cache
  * for this rollback, and refuse tables of other owners with deferrable
@@ -628,6 +659,7 @@ rb_order(RbRun *run)
 		if (!rb_changed(run, i))
 			continue;
 		bkperf_rb_check_owner_triggers(&run->tables[i]);
+		rb_check_capture(&run->tables[i]);
 		values[2] = CStringGetTextDatum(run->tables[i].qname);
 		values[3] = Int32GetDatum(ft->level);
 		values[4] = Int32GetDatum(ft->cycle_group);
