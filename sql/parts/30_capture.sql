@@ -113,6 +113,9 @@ BEGIN
                     HINT = 'Add a primary key, or set REPLICA IDENTITY USING INDEX on a unique index of NOT NULL columns.';
     END IF;
 
+    -- On Citus: co-located with the log, or refused (70_citus.sql).
+    PERFORM @extschema@.citus_check_trackable(rel, tenant_column);
+
     -- Re-tracking keeps tracked_at (the table's log floor) and table_id.
     INSERT INTO @extschema@.tracked_tables AS t
            (relid, table_name, tenant_column, key_columns, capture_mode, tracked_by, column_map)
@@ -218,6 +221,11 @@ AS $$
 BEGIN
     IF pg_catalog.to_regclass('@extschema@.tracked_tables') IS NULL THEN
         RETURN;                 -- the extension itself is being dropped
+    END IF;
+    IF pg_catalog.to_regprocedure('@extschema@.citus_ddl_is_internal()') IS NOT NULL THEN
+        IF @extschema@.citus_ddl_is_internal() THEN
+            RETURN;             -- Citus dropping shards or a worker's copy (70_citus.sql)
+        END IF;
     END IF;
     DELETE FROM @extschema@.tracked_tables t
      USING pg_catalog.pg_event_trigger_dropped_objects() d
@@ -365,9 +373,16 @@ AS $$
 DECLARE
     v_rel       regclass;
     v_root      regclass;
+    v_name      text;
+    v_citus     boolean := pg_catalog.to_regprocedure('@extschema@.citus_is_shard(pg_catalog.oid)') IS NOT NULL;
 BEGIN
     IF pg_catalog.to_regclass('@extschema@.tracked_tables') IS NULL THEN
         RETURN;
+    END IF;
+    IF pg_catalog.to_regprocedure('@extschema@.citus_ddl_is_internal()') IS NOT NULL THEN
+        IF @extschema@.citus_ddl_is_internal() THEN
+            RETURN;             -- Citus applying DDL to shards (70_citus.sql)
+        END IF;
     END IF;
     SELECT t.relid, x.relid INTO v_rel, v_root
       FROM @extschema@.tracked_tables t
@@ -385,11 +400,17 @@ BEGIN
                     HINT = pg_catalog.format('Track %s first (bkperf.track_table), or untrack %s.', v_root, v_rel);
     END IF;
 
-    UPDATE @extschema@.tracked_tables t
-       SET table_name = pg_catalog.format('%I.%I', n.nspname, c.relname)
-      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-     WHERE c.oid OPERATOR(pg_catalog.=) t.relid
-       AND t.table_name OPERATOR(pg_catalog.<>) pg_catalog.format('%I.%I', n.nspname, c.relname);
+    -- One UPDATE per renamed table (Citus cannot join a reference table
+    -- with pg_class in an UPDATE).
+    FOR v_rel, v_name IN
+        SELECT t.relid, pg_catalog.format('%I.%I', n.nspname, c.relname)
+          FROM @extschema@.tracked_tables t
+          JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relid
+          JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+         WHERE t.table_name OPERATOR(pg_catalog.<>) pg_catalog.format('%I.%I', n.nspname, c.relname)
+    LOOP
+        UPDATE @extschema@.tracked_tables t SET table_name = v_name WHERE t.relid = v_rel;
+    END LOOP;
 
     FOR v_rel IN
         SELECT DISTINCT t.relid
@@ -431,6 +452,11 @@ BEGIN
                                OR t.relid IN (SELECT x.relid
                                                 FROM pg_catalog.pg_partition_ancestors(g.tgrelid) x))
     LOOP
+        IF v_citus THEN
+            IF @extschema@.citus_is_shard(v_rel) THEN
+                CONTINUE;       -- a Citus shard of a tracked table (70_citus.sql)
+            END IF;
+        END IF;
         PERFORM @extschema@.capture_triggers_drop(v_rel);
     END LOOP;
 END
