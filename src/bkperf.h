@@ -380,5 +380,7 @@ extern int64 bkperf_alerts_record(const char *source, const char *severity,
 
 /* citus.c: where capture writes on a Citus node (InvalidOid: the log). */
 extern Oid	bkperf_citus_log_target(Oid relid, Oid *logical);
+extern bool bkperf_citus_on_worker(void);
+extern void bkperf_citus_refuse_on_coordinator(const char *what);
 
 #endif							/* BKPERF_H */

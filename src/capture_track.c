@@ -130,10 +130,17 @@ bkperf_tracked_tables(int *ntables)
 	BkperfTracked *result;
 	MemoryContext cxt = CurrentMemoryContext;
 
-	bkperf_spi_exec("SELECT relid::pg_catalog.oid, table_id, tenant_column::pg_catalog.text,"
-					"       key_columns::pg_catalog.text[], tracked_at"
-					"  FROM bkperf.tracked_tables ORDER BY 1",
-					0, NULL, NULL, NULL, SPI_OK_SELECT);
+	/* On a Citus worker relid is the coordinator's OID: go by name (citus.c). */
+	if (bkperf_citus_on_worker())
+		bkperf_spi_exec("SELECT pg_catalog.to_regclass(table_name)::pg_catalog.oid, table_id,"
+						"       tenant_column::pg_catalog.text, key_columns::pg_catalog.text[], tracked_at"
+						"  FROM bkperf.tracked_tables ORDER BY 1",
+						0, NULL, NULL, NULL, SPI_OK_SELECT);
+	else
+		bkperf_spi_exec("SELECT relid::pg_catalog.oid, table_id, tenant_column::pg_catalog.text,"
+						"       key_columns::pg_catalog.text[], tracked_at"
+						"  FROM bkperf.tracked_tables ORDER BY 1",
+						0, NULL, NULL, NULL, SPI_OK_SELECT);
 	result = MemoryContextAllocZero(cxt, sizeof(BkperfTracked) * Max(SPI_processed, 1));
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{

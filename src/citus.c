@@ -156,3 +156,54 @@ bkperf_citus_log_target(Oid relid, Oid *logical)
 		ct_refuse(relid, "The change log is distributed by tenant, and this table is not a shard co-located with it.");
 	return shard;
 }
+
+/*
+ * This node's Citus group (0: the coordinator), or -1 without Citus.
+ * Must be called inside SPI_connect().
+ */
+static int
+ct_local_group(void)
+{
+	bool		isnull;
+
+	if (!OidIsValid(get_extension_oid("citus", true)))
+		return -1;
+	bkperf_spi_exec("SELECT groupid FROM pg_catalog.pg_dist_local_group",
+					0, NULL, NULL, NULL, SPI_OK_SELECT);
+	if (SPI_processed != 1)
+		return -1;
+	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * Whether this is a Citus worker: tracked_tables.relid then holds the
+ * coordinator's OIDs, and tables are found by their names instead.  Must be
+ * called inside SPI_connect().
+ */
+bool
+bkperf_citus_on_worker(void)
+{
+	return ct_local_group() > 0;
+}
+
+/*
+ * Refuse a snapshot or rollback run on the coordinator of a distributed
+ * catalog: its transaction ids and MVCC snapshot are not those of the
+ * worker that holds the tenant's rows and log, so visibility cannot be
+ * decided there.  bkperf.distribute_by_tenant() makes these functions
+ * distributed by tenant, so that Citus runs a call on the tenant's worker.
+ * Must be called inside SPI_connect().
+ */
+void
+bkperf_citus_refuse_on_coordinator(const char *what)
+{
+	if (ct_local_group() != 0 ||
+		!ct_log_is_distributed(bkperf_relid("backup_transaction_logs")))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("%s cannot run on the Citus coordinator", what),
+			 errdetail("The tenant's rows and change log are on a worker, whose transaction ids and snapshots differ from the coordinator's."),
+			 errhint("Call it as a statement of its own (not inside BEGIN ... COMMIT or another query), so that Citus runs it on the tenant's worker.")));
+}

@@ -218,6 +218,8 @@ LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    v_gone oid[];
 BEGIN
     IF pg_catalog.to_regclass('@extschema@.tracked_tables') IS NULL THEN
         RETURN;                 -- the extension itself is being dropped
@@ -227,10 +229,15 @@ BEGIN
             RETURN;             -- Citus dropping shards or a worker's copy (70_citus.sql)
         END IF;
     END IF;
-    DELETE FROM @extschema@.tracked_tables t
-     USING pg_catalog.pg_event_trigger_dropped_objects() d
-     WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
-       AND d.objsubid = 0 AND d.objid = t.relid::pg_catalog.oid;
+    -- The dropped tables first: on Citus the DELETE of a reference table
+    -- runs on every node, where this function cannot be called.
+    SELECT pg_catalog.array_agg(d.objid) INTO v_gone
+      FROM pg_catalog.pg_event_trigger_dropped_objects() d
+     WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objsubid = 0;
+    IF EXISTS (SELECT 1 FROM @extschema@.tracked_tables t
+                WHERE t.relid::pg_catalog.oid = ANY (v_gone)) THEN
+        DELETE FROM @extschema@.tracked_tables t WHERE t.relid::pg_catalog.oid = ANY (v_gone);
+    END IF;
 END
 $$;
 

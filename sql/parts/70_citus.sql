@@ -205,8 +205,7 @@ DECLARE
     v_distributed regclass[] := ARRAY[
         '@extschema@.backup_transaction_logs', '@extschema@.backup_jobs',
         '@extschema@.backup_pitr_snapshots', '@extschema@.backup_pitr_rollback_history',
-        '@extschema@.backup_fk_constraints_cache',
-        '@extschema@.performance_metrics']::regclass[];
+        '@extschema@.backup_fk_constraints_cache']::regclass[];
     v_done  regclass[] := '{}';
     v_rel   regclass;
 BEGIN
@@ -218,8 +217,6 @@ BEGIN
                     DETAIL = 'The capture triggers of tracked local tables would write to a log that is now distributed.',
                     HINT = 'Untrack the tables (bkperf.untrack_table), call bkperf.distribute_by_tenant(), distribute them co-located with bkperf.backup_transaction_logs, and track them again.';
     END IF;
-    -- The alert trigger of performance_metrics runs on its shards.
-    PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true);
     FOREACH v_rel IN ARRAY v_reference LOOP
         IF NOT @extschema@.citus_is_citus_table(v_rel) THEN
             EXECUTE 'SELECT pg_catalog.create_reference_table($1)' USING v_rel;
@@ -240,6 +237,7 @@ BEGIN
         EXECUTE 'SELECT pg_catalog.truncate_local_data_after_distributing_table($1)' USING v_rel;
     END LOOP;
     PERFORM @extschema@.citus_worker_id_ranges();
+    PERFORM @extschema@.citus_distribute_functions();
     RETURN QUERY
         SELECT p.logicalrelid::text,
                CASE p.partmethod WHEN 'h' THEN 'distributed' WHEN 'n' THEN 'reference'
@@ -250,6 +248,49 @@ BEGIN
          WHERE c.relnamespace OPERATOR(pg_catalog.=) '@extschema@'::regnamespace
            AND NOT c.relispartition
          ORDER BY 2, 1;
+END
+$$;
+
+/*
+ * Make the per-tenant snapshot and rollback functions distributed by their
+ * tenant argument, co-located with the log: Citus then runs a call made on
+ * the coordinator (as a statement of its own) on the worker that holds the
+ * tenant's rows and log, where MVCC visibility is decided.  The rollback's
+ * upsert compares tenants with bkperf.tenant_text() in its ON CONFLICT
+ * clause, which Citus accepts only from an immutable function: on Citus
+ * every tracked tenant column is text COLLATE "C" (track_table checks it),
+ * for which tenant_text() is the identity, so it is marked IMMUTABLE on
+ * every node.
+ */
+CREATE FUNCTION @extschema@.citus_distribute_functions()
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_fn regprocedure;
+BEGIN
+    FOREACH v_fn IN ARRAY ARRAY[
+        '@extschema@.create_snapshot(text, text, text)',
+        '@extschema@.rollback_to_snapshot(text, bigint, boolean)',
+        '@extschema@.rollback_to_snapshot(text, bigint, boolean, regclass[])',
+        '@extschema@.rollback_to_time(text, timestamptz, boolean)',
+        '@extschema@.rollback_to_time(text, timestamptz, boolean, regclass[])']::regprocedure[]
+    LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_object o
+                        WHERE o.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::regclass
+                          AND o.objid OPERATOR(pg_catalog.=) v_fn
+                          AND o.distribution_argument_index IS NOT NULL) THEN
+            EXECUTE 'SELECT pg_catalog.create_distributed_function($1, $2, colocate_with => $3)'
+              USING v_fn, '$1'::text, '@extschema@.backup_transaction_logs'::text;
+        END IF;
+    END LOOP;
+    PERFORM pg_catalog.set_config('citus.enable_ddl_propagation', 'off', true);
+    ALTER FUNCTION @extschema@.tenant_text(anyelement) IMMUTABLE;
+    PERFORM @extschema@.citus_run_on_workers(
+        'SET citus.enable_ddl_propagation = off; '
+        'ALTER FUNCTION @extschema@.tenant_text(anyelement) IMMUTABLE');
+    PERFORM pg_catalog.set_config('citus.enable_ddl_propagation', 'on', true);
 END
 $$;
 
@@ -296,6 +337,7 @@ REVOKE ALL ON FUNCTION @extschema@.citus_is_shard(oid) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.citus_require_coordinator(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.citus_run_on_workers(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.citus_worker_id_ranges() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.citus_distribute_functions() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.distribute_by_tenant() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.citus_check_trackable(regclass, name) FROM PUBLIC;
 
@@ -317,3 +359,5 @@ COMMENT ON FUNCTION @extschema@.citus_check_trackable(regclass, name) IS
     'Internal: on Citus, refuses to track a table that is not distributed by its tenant column co-located with the change log.';
 COMMENT ON FUNCTION @extschema@.citus_is_shard(oid) IS
     'Internal: whether a relation is a shard of a Citus table on this node (bkperf''s event triggers leave shards alone).';
+COMMENT ON FUNCTION @extschema@.citus_distribute_functions() IS
+    'Internal: makes create_snapshot and the rollbacks distributed by tenant (run on the tenant''s worker) and tenant_text() immutable on every Citus node.';
