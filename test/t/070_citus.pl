@@ -100,10 +100,10 @@ $coord->safe_psql('postgres', q{
 like(fails($coord, q{SELECT bkperf.track_table('loose', 'tenant')}),
     qr/ERROR:  0A000: table public\.loose is not distributed by "tenant" co-located with the change log/,
     'a local table cannot be tracked on a distributed catalog (0A000)');
-is($w1->safe_psql('postgres', q{SET citus.override_table_visibility = off;
+my $shard_triggers = $w1->safe_psql('postgres', q{SET citus.override_table_visibility = off;
     SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
-     WHERE c.relname LIKE 'orders\_%' AND t.tgname LIKE 'bkperf_capture_%'}) > 0 ? 1 : 0,
-    1, 'the capture triggers are on the shards');
+     WHERE c.relname LIKE 'orders\_%' AND t.tgname LIKE 'bkperf_capture_%'});
+ok($shard_triggers > 0, 'the capture triggers are on the shards');
 
 # Writes for several tenants through the coordinator.
 $coord->safe_psql('postgres', q{
@@ -112,6 +112,15 @@ $coord->safe_psql('postgres', q{
     DELETE FROM orders WHERE id = 10;
     ALTER TABLE orders ALTER COLUMN note SET DEFAULT 'x';
     UPDATE orders SET note = 'after alter' WHERE id = 1;});
+# DDL while a table is tracked: the shards keep their capture triggers, and
+# other tables can still be distributed.
+$coord->safe_psql('postgres', q{
+    CREATE TABLE later (tenant text COLLATE "C", id int, PRIMARY KEY (tenant, id));
+    SELECT create_distributed_table('later', 'tenant', colocate_with => 'bkperf.backup_transaction_logs');});
+is($w1->safe_psql('postgres', q{SET citus.override_table_visibility = off;
+    SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+     WHERE c.relname LIKE 'orders\_%' AND t.tgname LIKE 'bkperf_capture_%'}),
+    $shard_triggers, 'ALTER TABLE kept the capture triggers of the shards');
 is($coord->safe_psql('postgres', q{
     SELECT string_agg(tenant_id || ' ' || operation || ' ' || n, ', ' ORDER BY tenant_id, operation)
       FROM (SELECT tenant_id, operation, count(*) AS n FROM bkperf.backup_transaction_logs
@@ -257,7 +266,7 @@ is($coord->safe_psql('postgres', q{SELECT string_agg(endpoint || ' ' || requests
 # DROP EXTENSION: the documented steps leave no Citus metadata or shards.
 $coord->safe_psql('postgres', q{
     SET client_min_messages = warning;
-    DROP TABLE orders, early, loose;
+    DROP TABLE orders, early, loose, later;
     ALTER TABLE bkperf.backup_transaction_logs DETACH PARTITION bkperf.backup_transaction_logs_default;
     DROP EXTENSION bkperf;});
 is($coord->safe_psql('postgres', q{SELECT string_agg(success::text, ',') FROM run_command_on_workers(
