@@ -971,3 +971,758 @@ COMMENT ON FUNCTION @extschema@.rollback_to_snapshot(text, bigint, boolean, regc
     'Restores the tenant''s rows in the listed tables to what the snapshot saw; returns the summary and the tracked tables left outside the scope.';
 COMMENT ON FUNCTION @extschema@.rollback_to_time(text, timestamptz, boolean, regclass[]) IS
     'Restores the tenant''s rows in the listed tables to their state at the target time; returns the summary and the tracked tables left outside the scope.';
+
+-- ---------------------------------------------------------------------
+-- Citus (issue 14): distribute_by_tenant() and its helpers (70_citus.sql);
+-- event triggers that leave Citus's shard DDL alone and a dropped-table
+-- trigger without a distributed join; health and statistics functions
+-- that Citus can plan (PL/pgSQL, no LATERAL without FROM).
+-- ---------------------------------------------------------------------
+
+/*
+ * How many changes of each kind the log holds, per table (or for one table,
+ * tracked now or before): which tables make the log grow.  For one table it
+ * reads idx_transaction_logs_table.
+ */
+-- PL/pgSQL, not SQL: Citus cannot plan a SQL function's parameters (nor
+-- join the distributed log with pg_class); the name is looked up first.
+CREATE OR REPLACE FUNCTION @extschema@.table_change_summary(rel regclass DEFAULT NULL)
+RETURNS TABLE (table_name text, operation text, changes bigint)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_name text;
+BEGIN
+    IF rel IS NOT NULL THEN
+        SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) INTO v_name
+          FROM pg_catalog.pg_class c
+          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.oid = rel;
+    END IF;
+    RETURN QUERY
+    SELECT l.table_name, l.operation, pg_catalog.count(*)
+      FROM @extschema@.backup_transaction_logs l
+     WHERE rel IS NULL OR l.table_name = v_name
+     GROUP BY l.table_name, l.operation
+     ORDER BY l.table_name, l.operation;
+END
+$$;
+
+/*
+ * Per-tenant inputs of the health score, one row per tenant that has backup
+ * jobs.  "Restorable" means completed and not failed verification (expired
+ * jobs are no longer 'completed').  Windows are relative to now().  The
+ * health view materializes exactly these columns, so the live score and the
+ * report share one definition.  No LATERAL subquery: Citus cannot push down
+ * one without FROM that calls now().
+ */
+CREATE OR REPLACE VIEW @extschema@.backup_health_inputs AS
+SELECT j.tenant_id,
+       pg_catalog.count(*) AS total_jobs,
+       pg_catalog.count(*) FILTER (WHERE j.job_status = 'completed') AS successful_jobs,
+       pg_catalog.count(*) FILTER (WHERE j.job_status = 'failed') AS failed_jobs,
+       pg_catalog.max(j.created_at) AS last_backup_at,
+       pg_catalog.max(j.finished_at) FILTER (WHERE j.job_status = 'completed') AS last_success_at,
+       pg_catalog.max(j.finished_at) FILTER (WHERE (j.job_status = 'completed' AND j.verify_status <> 'failed')) AS last_restorable_at,
+       pg_catalog.max(j.started_at) FILTER (WHERE (j.job_status = 'completed' AND j.verify_status <> 'failed')) AS last_restorable_started_at,
+       pg_catalog.max(j.finished_at) FILTER (WHERE (j.job_status = 'completed' AND j.verify_status <> 'failed') AND j.job_type = 'full') AS last_full_at,
+       pg_catalog.min(j.finished_at) FILTER (WHERE (j.job_status = 'completed' AND j.verify_status <> 'failed')) AS oldest_restorable_at,
+       pg_catalog.count(*) FILTER (WHERE (j.job_status = 'completed' AND j.verify_status <> 'failed') AND j.job_type = 'full') AS valid_fulls,
+       pg_catalog.count(*) FILTER (WHERE (j.created_at >= pg_catalog.now() - interval '30 days') AND j.job_status = 'completed') AS completed_30d,
+       pg_catalog.count(*) FILTER (WHERE (j.created_at >= pg_catalog.now() - interval '30 days') AND j.job_status = 'failed') AS failed_30d,
+       pg_catalog.count(*) FILTER (WHERE (j.created_at >= pg_catalog.now() - interval '30 days') AND j.job_status = 'completed'
+                                   AND j.verify_status = 'verified') AS verified_30d,
+       (pg_catalog.array_agg(j.job_status ORDER BY COALESCE(j.finished_at, j.started_at, j.created_at) DESC, j.job_id DESC)
+            FILTER (WHERE j.job_status IN ('completed', 'failed')))[1] AS latest_finished_status,
+       (pg_catalog.array_agg(pg_catalog.date_part('epoch', j.finished_at - j.started_at) ORDER BY j.finished_at DESC, j.job_id DESC)
+            FILTER (WHERE j.job_status = 'completed'))[1] AS last_duration_s,
+       pg_catalog.percentile_cont(0.5) WITHIN GROUP (ORDER BY pg_catalog.date_part('epoch', j.finished_at - j.started_at))
+            FILTER (WHERE (j.created_at >= pg_catalog.now() - interval '30 days') AND j.job_status = 'completed') AS median_duration_30d_s,
+       pg_catalog.now() AS computed_at
+  FROM @extschema@.backup_jobs j
+ GROUP BY j.tenant_id;
+
+/*
+ * A tenant is known to bkperf when it has a backup job, a snapshot or a
+ * change-log row; the statistics functions refuse unknown tenants.
+ */
+-- PL/pgSQL, not SQL: Citus cannot plan a SQL function's parameters.
+CREATE OR REPLACE FUNCTION @extschema@.tenant_known(tenant text)
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN EXISTS (SELECT 1 FROM @extschema@.backup_jobs j WHERE j.tenant_id = tenant)
+        OR EXISTS (SELECT 1 FROM @extschema@.backup_pitr_snapshots s WHERE s.tenant_id = tenant)
+        OR EXISTS (SELECT 1 FROM @extschema@.backup_transaction_logs l WHERE l.tenant_id = tenant);
+END
+$$;
+
+-- PL/pgSQL, not SQL: Citus cannot plan a SQL function's parameters.
+CREATE OR REPLACE FUNCTION @extschema@.stale_backup_jobs(older_than interval DEFAULT '1 day')
+RETURNS SETOF @extschema@.backup_jobs
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN QUERY
+    SELECT j.* FROM @extschema@.backup_jobs j
+     WHERE j.job_status IN ('queued', 'running')
+       AND j.created_at < pg_catalog.now() OPERATOR(pg_catalog.-) older_than
+     ORDER BY j.created_at;
+END
+$$;
+
+/*
+ * The work of track_table, run as the extension owner by the C entry point
+ * once it has checked that the caller owns the table.  Not for PUBLIC.
+ */
+CREATE OR REPLACE FUNCTION @extschema@.track_table_apply(rel regclass, tenant_column name,
+                                              capture text, caller text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_nsp   name;
+    v_name  name;
+    v_kind  "char";
+    v_keys  name[];
+    v_part  regclass;
+BEGIN
+    SELECT n.nspname, c.relname, c.relkind INTO v_nsp, v_name, v_kind
+      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.oid = rel;
+    IF v_nsp = '@extschema@' THEN
+        RAISE EXCEPTION 'cannot track table % of the bkperf extension', rel
+              USING ERRCODE = 'feature_not_supported',
+                    DETAIL = 'The extension''s own tables are not application tables.';
+    END IF;
+    IF v_kind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '% is not a table', rel
+              USING ERRCODE = 'wrong_object_type',
+                    DETAIL = 'Only ordinary and partitioned tables can be tracked.';
+    END IF;
+    IF (SELECT c.relispartition FROM pg_catalog.pg_class c WHERE c.oid = rel) THEN
+        RAISE EXCEPTION 'cannot track partition % on its own', rel
+              USING ERRCODE = 'feature_not_supported',
+                    DETAIL = 'Changes made through its partitioned parent would not be captured.',
+                    HINT = pg_catalog.format('Track the partition root %s: its partitions are captured with it.',
+                                             (SELECT x.relid FROM pg_catalog.pg_partition_ancestors(rel) WITH ORDINALITY x(relid, o)
+                                               ORDER BY x.o DESC LIMIT 1));
+    END IF;
+    IF capture NOT IN ('full', 'undo') THEN
+        RAISE EXCEPTION 'invalid capture mode "%"', capture
+              USING ERRCODE = 'invalid_parameter_value',
+                    HINT = 'Use ''full'' (old and new rows) or ''undo'' (what rollback needs).';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+                    WHERE a.attrelid = rel AND a.attname = tenant_column
+                      AND a.attnum > 0 AND NOT a.attisdropped) THEN
+        RAISE EXCEPTION 'column "%" of table % does not exist', tenant_column, rel
+              USING ERRCODE = 'undefined_column',
+                    HINT = 'Name the column that holds the tenant of each row.';
+    END IF;
+    -- The key: the primary key, else the replica identity index.
+    SELECT pg_catalog.array_agg(a.attname ORDER BY k.ord) INTO v_keys
+      FROM pg_catalog.pg_index i
+     CROSS JOIN LATERAL pg_catalog.unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
+      JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+     WHERE i.indexrelid = (SELECT i2.indexrelid FROM pg_catalog.pg_index i2
+                            WHERE i2.indrelid = rel AND (i2.indisprimary OR i2.indisreplident)
+                            ORDER BY i2.indisprimary DESC LIMIT 1);
+    IF v_keys IS NULL THEN
+        RAISE EXCEPTION 'table % has no primary key', rel
+              USING ERRCODE = 'object_not_in_prerequisite_state',
+                    DETAIL = 'The change log identifies rows by their key.',
+                    HINT = 'Add a primary key, or set REPLICA IDENTITY USING INDEX on a unique index of NOT NULL columns.';
+    END IF;
+
+    -- On Citus: co-located with the log, or refused (70_citus.sql).
+    PERFORM @extschema@.citus_check_trackable(rel, tenant_column);
+
+    -- Re-tracking keeps tracked_at (the table's log floor) and table_id.
+    INSERT INTO @extschema@.tracked_tables AS t
+           (relid, table_name, tenant_column, key_columns, capture_mode, tracked_by, column_map)
+    VALUES (rel, pg_catalog.format('%I.%I', v_nsp, v_name), tenant_column, v_keys, capture, caller,
+            @extschema@.column_map(rel))
+    ON CONFLICT (relid) DO UPDATE
+       SET table_name = excluded.table_name, tenant_column = excluded.tenant_column,
+           key_columns = excluded.key_columns, capture_mode = excluded.capture_mode;
+    IF (SELECT t.column_map FROM @extschema@.tracked_tables t WHERE t.relid = rel)
+       IS DISTINCT FROM @extschema@.column_map(rel) THEN
+        PERFORM @extschema@.capture_sync_columns(rel);
+    END IF;
+
+    -- The table and every partition below it: statement triggers of a parent
+    -- do not fire for DML aimed at a partition.
+    FOR v_part IN SELECT c.oid::pg_catalog.regclass FROM pg_catalog.pg_class c
+                   WHERE c.relkind IN ('r', 'p')
+                     AND (c.oid = rel OR c.oid IN (SELECT t.relid FROM pg_catalog.pg_partition_tree(rel) t))
+    LOOP
+        PERFORM @extschema@.capture_triggers_drop(v_part);
+        PERFORM @extschema@.capture_triggers_create(v_part, rel, tenant_column, capture, v_keys);
+    END LOOP;
+
+    -- Today's change-log partition (and the following days') exists before
+    -- the first change is captured, so rows do not land in the default one.
+    -- Only now: its DDL fires capture_sync_partitions(), which drops the
+    -- capture triggers of tables not (yet) in tracked_tables.
+    PERFORM @extschema@.ensure_log_partitions();
+END
+$$;
+
+/*
+ * sql_drop event trigger: a dropped tracked table leaves tracked_tables.
+ */
+CREATE OR REPLACE FUNCTION @extschema@.forget_dropped_tables()
+RETURNS event_trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_gone oid[];
+BEGIN
+    IF pg_catalog.to_regclass('@extschema@.tracked_tables') IS NULL THEN
+        RETURN;                 -- the extension itself is being dropped
+    END IF;
+    IF pg_catalog.to_regprocedure('@extschema@.citus_ddl_is_internal()') IS NOT NULL THEN
+        IF @extschema@.citus_ddl_is_internal() THEN
+            RETURN;             -- Citus dropping shards or a worker's copy (70_citus.sql)
+        END IF;
+    END IF;
+    -- The dropped tables first: on Citus the DELETE of a reference table
+    -- runs on every node, where this function cannot be called.
+    SELECT pg_catalog.array_agg(d.objid) INTO v_gone
+      FROM pg_catalog.pg_event_trigger_dropped_objects() d
+     WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objsubid = 0;
+    IF EXISTS (SELECT 1 FROM @extschema@.tracked_tables t
+                WHERE t.relid::pg_catalog.oid = ANY (v_gone)) THEN
+        DELETE FROM @extschema@.tracked_tables t WHERE t.relid::pg_catalog.oid = ANY (v_gone);
+    END IF;
+END
+$$;
+
+/*
+ * ddl_command_end event trigger for CREATE TABLE, ALTER TABLE and ALTER
+ * SCHEMA:
+ *  - a tracked table attached as a partition of an untracked table is
+ *    refused (changes through that parent would not be captured);
+ *  - tracked tables' names (table_name) follow renames and schema moves;
+ *  - renamed and added columns of tracked tables are recorded
+ *    (capture_sync_columns), and capture triggers follow renamed tenant or
+ *    key columns;
+ *  - partitions created in or attached to a tracked table get the capture
+ *    triggers, and a table detached from one loses them.
+ */
+CREATE OR REPLACE FUNCTION @extschema@.capture_sync_partitions()
+RETURNS event_trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_rel       regclass;
+    v_root      regclass;
+    v_name      text;
+    v_citus     boolean := pg_catalog.to_regprocedure('@extschema@.citus_is_shard(pg_catalog.oid)') IS NOT NULL;
+BEGIN
+    -- A restore creates the capture triggers itself (they are in the dump),
+    -- and the ALTER TABLE of capture_triggers_create is ours.
+    IF pg_catalog.to_regclass('@extschema@.tracked_tables') IS NULL OR @extschema@.restoring()
+       OR pg_catalog.current_setting('bkperf_internal.own_ddl', true) OPERATOR(pg_catalog.=) 'on' THEN
+        RETURN;
+    END IF;
+    IF pg_catalog.to_regprocedure('@extschema@.citus_ddl_is_internal()') IS NOT NULL THEN
+        IF @extschema@.citus_ddl_is_internal() THEN
+            RETURN;             -- Citus applying DDL to shards (70_citus.sql)
+        END IF;
+    END IF;
+    SELECT t.relid, x.relid INTO v_rel, v_root
+      FROM @extschema@.tracked_tables t
+      JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relid AND c.relispartition
+     CROSS JOIN LATERAL (SELECT a.relid FROM pg_catalog.pg_partition_ancestors(t.relid) WITH ORDINALITY a(relid, o)
+                          ORDER BY a.o DESC LIMIT 1) x
+     WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_partition_ancestors(t.relid) a
+                         JOIN @extschema@.tracked_tables p ON p.relid OPERATOR(pg_catalog.=) a.relid
+                        WHERE a.relid OPERATOR(pg_catalog.<>) t.relid)
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'tracked table % cannot become a partition of untracked table %', v_rel, v_root
+              USING ERRCODE = 'feature_not_supported',
+                    DETAIL = 'Changes made through the partitioned parent would not be captured.',
+                    HINT = pg_catalog.format('Track %s first (bkperf.track_table), or untrack %s.', v_root, v_rel);
+    END IF;
+
+    -- One UPDATE per renamed table (Citus cannot join a reference table
+    -- with pg_class in an UPDATE).
+    FOR v_rel, v_name IN
+        SELECT t.relid, pg_catalog.format('%I.%I', n.nspname, c.relname)
+          FROM @extschema@.tracked_tables t
+          JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relid
+          JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+         WHERE t.table_name OPERATOR(pg_catalog.<>) pg_catalog.format('%I.%I', n.nspname, c.relname)
+    LOOP
+        UPDATE @extschema@.tracked_tables t SET table_name = v_name WHERE t.relid = v_rel;
+    END LOOP;
+
+    FOR v_rel IN
+        SELECT DISTINCT t.relid
+          FROM pg_catalog.pg_event_trigger_ddl_commands() d
+          JOIN @extschema@.tracked_tables t ON t.relid::pg_catalog.oid OPERATOR(pg_catalog.=) d.objid
+         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+    LOOP
+        IF @extschema@.capture_sync_columns(v_rel) THEN
+            -- The triggers name the tenant and key columns: make them anew.
+            FOR v_root IN SELECT c.oid FROM pg_catalog.pg_class c
+                           WHERE c.relkind IN ('r', 'p')
+                             AND (c.oid OPERATOR(pg_catalog.=) v_rel
+                                  OR c.oid IN (SELECT p.relid FROM pg_catalog.pg_partition_tree(v_rel) p))
+            LOOP
+                PERFORM @extschema@.capture_triggers_drop(v_root);
+            END LOOP;
+            PERFORM @extschema@.capture_sync_partitions_of(v_rel);
+        END IF;
+    END LOOP;
+
+    -- Partitions of tracked tables without capture triggers.
+    FOR v_rel IN
+        SELECT DISTINCT d.objid::pg_catalog.regclass
+          FROM pg_catalog.pg_event_trigger_ddl_commands() d
+         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+           AND d.objsubid OPERATOR(pg_catalog.=) 0
+           AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+                        WHERE c.oid OPERATOR(pg_catalog.=) d.objid AND c.relkind IN ('r', 'p'))
+    LOOP
+        PERFORM @extschema@.capture_sync_partitions_of(v_rel);
+    END LOOP;
+    -- Tables with capture triggers that are no longer in a tracked tree.
+    FOR v_rel IN
+        SELECT g.tgrelid::pg_catalog.regclass FROM pg_catalog.pg_trigger g
+         WHERE g.tgname OPERATOR(pg_catalog.=) 'bkperf_capture_insert'
+           AND g.tgfoid OPERATOR(pg_catalog.=) '@extschema@.capture()'::pg_catalog.regprocedure
+           AND NOT EXISTS (SELECT 1 FROM @extschema@.tracked_tables t
+                            WHERE t.relid::pg_catalog.oid OPERATOR(pg_catalog.=) g.tgrelid
+                               OR t.relid IN (SELECT x.relid
+                                                FROM pg_catalog.pg_partition_ancestors(g.tgrelid) x))
+    LOOP
+        IF v_citus THEN
+            IF @extschema@.citus_is_shard(v_rel) THEN
+                CONTINUE;       -- a Citus shard of a tracked table (70_citus.sql)
+            END IF;
+        END IF;
+        PERFORM @extschema@.capture_triggers_drop(v_rel);
+    END LOOP;
+END
+$$;
+
+/*
+ * A tenant's snapshots, newest first (optionally of one type), with how many
+ * completed rollbacks went back to each.
+ */
+-- The query is in PL/pgSQL (Citus cannot plan a SQL function's parameters);
+-- the SQL wrapper keeps the contract's parameter and column names, which
+-- PL/pgSQL would not accept together (snapshot_type is both).
+CREATE FUNCTION @extschema@.list_snapshots_query(p_tenant text, p_type text)
+RETURNS TABLE (o_snapshot_id bigint, o_snapshot_type text, o_label text, o_created_at timestamptz,
+               o_wal_lsn pg_lsn, o_rollbacks bigint)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN QUERY
+    SELECT s.snapshot_id, s.snapshot_type, s.label, s.created_at, s.wal_lsn,
+           (SELECT count(*) FROM @extschema@.backup_pitr_rollback_history h
+             WHERE h.tenant_id = s.tenant_id AND h.snapshot_id = s.snapshot_id
+               AND h.rollback_status = 'completed')
+      FROM @extschema@.backup_pitr_snapshots s
+     WHERE s.tenant_id = p_tenant AND p_type IS NULL
+    UNION ALL
+    SELECT s.snapshot_id, s.snapshot_type, s.label, s.created_at, s.wal_lsn,
+           (SELECT count(*) FROM @extschema@.backup_pitr_rollback_history h
+             WHERE h.tenant_id = s.tenant_id AND h.snapshot_id = s.snapshot_id
+               AND h.rollback_status = 'completed')
+      FROM @extschema@.backup_pitr_snapshots s
+     WHERE s.snapshot_type = p_type AND s.tenant_id = p_tenant
+     ORDER BY 4 DESC, 1 DESC;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@.list_snapshots(tenant text, snapshot_type text DEFAULT NULL)
+RETURNS TABLE (snapshot_id bigint, snapshot_type text, label text, created_at timestamptz,
+               wal_lsn pg_lsn, rollbacks bigint)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT * FROM @extschema@.list_snapshots_query($1, $2)
+$$;
+
+COMMENT ON FUNCTION @extschema@.list_snapshots_query(text, text) IS
+    'Internal: the query of list_snapshots (PL/pgSQL, which Citus can plan).';
+
+/*
+ * Scaling out with Citus: which node this is, the guard bkperf's event
+ * triggers use on Citus, and distribute_by_tenant(), which distributes
+ * bkperf's per-tenant tables by tenant_id (co-located with the change log)
+ * and makes its configuration tables reference tables.  Everything here
+ * works, or refuses with a clear error, without Citus.  The C side
+ * (capture into the co-located log shard) is src/citus.c.
+ */
+
+/*
+ * 'none' without the citus extension in this database, else 'coordinator'
+ * (Citus group 0) or 'worker'.
+ */
+CREATE FUNCTION @extschema@.citus_node()
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF pg_catalog.to_regclass('pg_catalog.pg_dist_local_group') IS NULL THEN
+        RETURN 'none';
+    END IF;
+    RETURN CASE WHEN (SELECT g.groupid FROM pg_catalog.pg_dist_local_group g)
+                     OPERATOR(pg_catalog.=) 0
+                THEN 'coordinator' ELSE 'worker' END;
+END
+$$;
+
+/*
+ * True when DDL in this session is Citus applying a command to shards or
+ * to a node's copy of a table (a worker, or Citus's own connections to the
+ * coordinator): bkperf's event triggers act only on the command the user
+ * ran on the coordinator, which Citus then propagates, and must neither
+ * write the catalog a second time nor drop the shards' capture triggers.
+ */
+CREATE FUNCTION @extschema@.citus_ddl_is_internal()
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF pg_catalog.to_regclass('pg_catalog.pg_dist_local_group') IS NULL THEN
+        RETURN false;
+    END IF;
+    RETURN @extschema@.citus_node() OPERATOR(pg_catalog.=) 'worker'
+        OR pg_catalog.current_setting('application_name') LIKE 'citus\_internal%';
+END
+$$;
+
+/*
+ * Whether rel is a Citus table (distributed or reference).
+ */
+CREATE FUNCTION @extschema@.citus_is_citus_table(rel regclass)
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RETURN false;
+    END IF;
+    RETURN EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p
+                    WHERE p.logicalrelid OPERATOR(pg_catalog.=) rel);
+END
+$$;
+
+/*
+ * Whether rel is a shard of a Citus table on this node.
+ */
+CREATE FUNCTION @extschema@.citus_is_shard(rel oid)
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_is boolean;
+BEGIN
+    IF pg_catalog.to_regclass('pg_catalog.pg_dist_shard') IS NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE 'SELECT pg_catalog.relation_is_a_known_shard($1)' INTO v_is USING rel::regclass;
+    RETURN COALESCE(v_is, false);
+END
+$$;
+
+/*
+ * Refuse to go on unless Citus is installed and this is its coordinator.
+ */
+CREATE FUNCTION @extschema@.citus_require_coordinator(what text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_node text := @extschema@.citus_node();
+BEGIN
+    IF v_node OPERATOR(pg_catalog.=) 'none' THEN
+        RAISE EXCEPTION 'Citus is not installed in this database'
+              USING ERRCODE = 'object_not_in_prerequisite_state',
+                    DETAIL = pg_catalog.format('%s needs the citus extension.', what),
+                    HINT = 'Add citus to shared_preload_libraries on every node, run CREATE EXTENSION citus on the coordinator and the workers, and add the workers with citus_add_node().';
+    ELSIF v_node OPERATOR(pg_catalog.=) 'worker' THEN
+        RAISE EXCEPTION '% must run on the Citus coordinator', what
+              USING ERRCODE = 'object_not_in_prerequisite_state',
+                    DETAIL = 'This node is a Citus worker: its bkperf tables are shells of the coordinator''s.',
+                    HINT = 'Connect to the coordinator and call it there.';
+    END IF;
+END
+$$;
+
+/*
+ * Run one command on every Citus worker, raising the first failure.
+ */
+CREATE FUNCTION @extschema@.citus_run_on_workers(command text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN EXECUTE 'SELECT nodename, nodeport, success, result FROM pg_catalog.run_command_on_workers($1)'
+             USING command
+    LOOP
+        IF NOT r.success THEN
+            RAISE EXCEPTION 'command failed on Citus worker %:%', r.nodename, r.nodeport
+                  USING ERRCODE = 'external_routine_exception',
+                        DETAIL = r.result;
+        END IF;
+    END LOOP;
+END
+$$;
+
+/*
+ * Called by track_table_apply: without a distributed log (no Citus, or
+ * distribute_by_tenant() not run) a Citus table cannot be tracked, since
+ * its changes would be logged on the workers where nobody reads them; with
+ * one, only a distributed table whose distribution column is the tenant
+ * column, co-located with the log, can: its changes are then logged in the
+ * log shard beside the changed shard.  Such a table's capture triggers are
+ * propagated to its shards (citus.enable_unsafe_triggers, for this
+ * transaction).
+ */
+CREATE FUNCTION @extschema@.citus_check_trackable(rel regclass, tenant_column name)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_log   regclass := '@extschema@.backup_transaction_logs';
+    v_ok    boolean;
+BEGIN
+    IF NOT @extschema@.citus_is_citus_table(v_log) THEN
+        IF @extschema@.citus_is_citus_table(rel) THEN
+            RAISE EXCEPTION 'cannot track Citus table % before bkperf is distributed', rel
+                  USING ERRCODE = 'object_not_in_prerequisite_state',
+                        DETAIL = 'Its changes would be logged on the workers, in tables nobody reads.',
+                        HINT = 'Call bkperf.distribute_by_tenant() on the coordinator first.';
+        END IF;
+        RETURN;
+    END IF;
+    PERFORM @extschema@.citus_require_coordinator('bkperf.track_table()');
+    SELECT p.partmethod OPERATOR(pg_catalog.=) 'h'
+           AND p.colocationid OPERATOR(pg_catalog.=)
+               (SELECT l.colocationid FROM pg_catalog.pg_dist_partition l
+                 WHERE l.logicalrelid OPERATOR(pg_catalog.=) v_log)
+           AND pg_catalog.column_to_column_name(p.logicalrelid, p.partkey)
+               OPERATOR(pg_catalog.=) tenant_column
+      INTO v_ok
+      FROM pg_catalog.pg_dist_partition p
+     WHERE p.logicalrelid OPERATOR(pg_catalog.=) rel;
+    IF v_ok IS NOT TRUE THEN
+        RAISE EXCEPTION 'table % is not distributed by "%" co-located with the change log', rel, tenant_column
+              USING ERRCODE = 'feature_not_supported',
+                    DETAIL = 'On Citus a tracked table''s changes are logged in the log shard on the same worker, so its shards must be co-located with bkperf.backup_transaction_logs.',
+                    HINT = pg_catalog.format('Make %I of type text COLLATE "C" and run SELECT create_distributed_table(%L, %L, colocate_with => %L) (or alter_distributed_table with colocate_with).',
+                                             tenant_column, rel::text, tenant_column, v_log::text);
+    END IF;
+    PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true);
+END
+$$;
+
+/*
+ * Distribute bkperf's catalog by tenant on a Citus coordinator (see the
+ * README, "Scaling out with Citus").  Idempotent: tables already made Citus
+ * tables are left alone, so it may run again after workers were added
+ * (it gives new workers their own range of bkperf ids).  Returns every
+ * bkperf Citus table with its kind ('distributed' by tenant_id or
+ * 'reference') and whether this call made it so.
+ */
+CREATE FUNCTION @extschema@.distribute_by_tenant()
+RETURNS TABLE (table_name text, distribution text, changed boolean)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    -- Configuration and cluster-wide tables: a copy on every node.
+    v_reference regclass[] := ARRAY[
+        '@extschema@.tracked_tables', '@extschema@.tracked_column_changes',
+        '@extschema@.health_policy', '@extschema@.health_policy_tenant',
+        '@extschema@.log_retention_state', '@extschema@.retention_policy',
+        '@extschema@.maintenance_settings', '@extschema@.refresh_log',
+        '@extschema@.system_alerts']::regclass[];
+    -- Per-tenant tables, co-located with the log (first); referenced ones first.
+    v_distributed regclass[] := ARRAY[
+        '@extschema@.backup_transaction_logs', '@extschema@.backup_jobs',
+        '@extschema@.backup_pitr_snapshots', '@extschema@.backup_pitr_rollback_history',
+        '@extschema@.backup_fk_constraints_cache']::regclass[];
+    v_done  regclass[] := '{}';
+    v_rel   regclass;
+BEGIN
+    PERFORM @extschema@.citus_require_coordinator('bkperf.distribute_by_tenant()');
+    IF NOT @extschema@.citus_is_citus_table('@extschema@.backup_transaction_logs')
+       AND EXISTS (SELECT 1 FROM @extschema@.tracked_tables) THEN
+        RAISE EXCEPTION 'cannot distribute bkperf while tables are tracked'
+              USING ERRCODE = 'object_not_in_prerequisite_state',
+                    DETAIL = 'The capture triggers of tracked local tables would write to a log that is now distributed.',
+                    HINT = 'Untrack the tables (bkperf.untrack_table), call bkperf.distribute_by_tenant(), distribute them co-located with bkperf.backup_transaction_logs, and track them again.';
+    END IF;
+    FOREACH v_rel IN ARRAY v_reference LOOP
+        IF NOT @extschema@.citus_is_citus_table(v_rel) THEN
+            EXECUTE 'SELECT pg_catalog.create_reference_table($1)' USING v_rel;
+            v_done := v_done || v_rel;
+        END IF;
+    END LOOP;
+    FOREACH v_rel IN ARRAY v_distributed LOOP
+        IF NOT @extschema@.citus_is_citus_table(v_rel) THEN
+            EXECUTE 'SELECT pg_catalog.create_distributed_table($1, ''tenant_id'', colocate_with => $2)'
+              USING v_rel, CASE WHEN v_rel = v_distributed[1] THEN 'none'
+                                ELSE v_distributed[1]::text END;
+            v_done := v_done || v_rel;
+        END IF;
+    END LOOP;
+    -- The rows were copied into the shards; drop the hidden local copies
+    -- (once every table is distributed: foreign keys).
+    FOREACH v_rel IN ARRAY v_done LOOP
+        EXECUTE 'SELECT pg_catalog.truncate_local_data_after_distributing_table($1)' USING v_rel;
+    END LOOP;
+    PERFORM @extschema@.citus_worker_id_ranges();
+    PERFORM @extschema@.citus_distribute_functions();
+    RETURN QUERY
+        SELECT p.logicalrelid::text,
+               CASE p.partmethod WHEN 'h' THEN 'distributed' WHEN 'n' THEN 'reference'
+                    ELSE p.partmethod::text END,
+               p.logicalrelid OPERATOR(pg_catalog.=) ANY (v_done)
+          FROM pg_catalog.pg_dist_partition p
+          JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.logicalrelid
+         WHERE c.relnamespace OPERATOR(pg_catalog.=) '@extschema@'::regnamespace
+           AND NOT c.relispartition
+         ORDER BY 2, 1;
+END
+$$;
+
+/*
+ * Make the per-tenant snapshot and rollback functions distributed by their
+ * tenant argument, co-located with the log: Citus then runs a call made on
+ * the coordinator (as a statement of its own) on the worker that holds the
+ * tenant's rows and log, where MVCC visibility is decided.  The rollback's
+ * upsert compares tenants with bkperf.tenant_text() in its ON CONFLICT
+ * clause, which Citus accepts only from an immutable function: on Citus
+ * every tracked tenant column is text COLLATE "C" (track_table checks it),
+ * for which tenant_text() is the identity, so it is marked IMMUTABLE on
+ * every node.
+ */
+CREATE FUNCTION @extschema@.citus_distribute_functions()
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_fn regprocedure;
+BEGIN
+    FOREACH v_fn IN ARRAY ARRAY[
+        '@extschema@.create_snapshot(text, text, text)',
+        '@extschema@.rollback_to_snapshot(text, bigint, boolean)',
+        '@extschema@.rollback_to_snapshot(text, bigint, boolean, regclass[])',
+        '@extschema@.rollback_to_time(text, timestamptz, boolean)',
+        '@extschema@.rollback_to_time(text, timestamptz, boolean, regclass[])']::regprocedure[]
+    LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_object o
+                        WHERE o.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::regclass
+                          AND o.objid OPERATOR(pg_catalog.=) v_fn
+                          AND o.distribution_argument_index IS NOT NULL) THEN
+            EXECUTE 'SELECT pg_catalog.create_distributed_function($1, $2, colocate_with => $3)'
+              USING v_fn, '$1'::text, '@extschema@.backup_transaction_logs'::text;
+        END IF;
+    END LOOP;
+    PERFORM pg_catalog.set_config('citus.enable_ddl_propagation', 'off', true);
+    ALTER FUNCTION @extschema@.tenant_text(anyelement) IMMUTABLE;
+    PERFORM @extschema@.citus_run_on_workers(
+        'SET citus.enable_ddl_propagation = off; '
+        'ALTER FUNCTION @extschema@.tenant_text(anyelement) IMMUTABLE');
+    PERFORM pg_catalog.set_config('citus.enable_ddl_propagation', 'on', true);
+END
+$$;
+
+/*
+ * Give each worker's copies of bkperf's id sequences a range of their own
+ * (group id << 48), so that log ids, snapshot ids and the other ids a
+ * worker draws are unique across the cluster.  A sequence already in its
+ * range is left alone.
+ */
+CREATE FUNCTION @extschema@.citus_worker_id_ranges()
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM @extschema@.citus_run_on_workers($cmd$
+DO $do$
+DECLARE
+    lo  bigint := (SELECT groupid FROM pg_catalog.pg_dist_local_group)::bigint OPERATOR(pg_catalog.<<) 48;
+    s   record;
+BEGIN
+    SET LOCAL citus.enable_ddl_propagation = off;
+    FOR s IN SELECT q.schemaname, q.sequencename, q.min_value FROM pg_catalog.pg_sequences q
+              WHERE q.schemaname OPERATOR(pg_catalog.=) 'bkperf'
+    LOOP
+        IF s.min_value OPERATOR(pg_catalog.<>) (lo OPERATOR(pg_catalog.+) 1) THEN
+            EXECUTE pg_catalog.format('ALTER SEQUENCE %I.%I MINVALUE %s MAXVALUE %s START %s RESTART',
+                                      s.schemaname, s.sequencename, lo OPERATOR(pg_catalog.+) 1,
+                                      (lo OPERATOR(pg_catalog.+) (1::bigint OPERATOR(pg_catalog.<<) 48))
+                                          OPERATOR(pg_catalog.-) 1,
+                                      lo OPERATOR(pg_catalog.+) 1);
+        END IF;
+    END LOOP;
+END
+$do$
+$cmd$);
+END
+$$;
+
+REVOKE ALL ON FUNCTION @extschema@.citus_node() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.citus_ddl_is_internal() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.citus_is_citus_table(regclass) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.citus_is_shard(oid) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.citus_require_coordinator(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.citus_run_on_workers(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.citus_worker_id_ranges() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.citus_distribute_functions() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.distribute_by_tenant() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.citus_check_trackable(regclass, name) FROM PUBLIC;
+
+COMMENT ON FUNCTION @extschema@.citus_node() IS
+    'Which Citus node this is: none (no citus extension), coordinator or worker.';
+COMMENT ON FUNCTION @extschema@.citus_ddl_is_internal() IS
+    'Internal: whether DDL in this session is Citus applying a command to shards or node copies (bkperf''s event triggers then do nothing).';
+COMMENT ON FUNCTION @extschema@.citus_is_citus_table(regclass) IS
+    'Internal: whether a table is a Citus distributed or reference table.';
+COMMENT ON FUNCTION @extschema@.citus_require_coordinator(text) IS
+    'Internal: raises an error unless Citus is installed and this is its coordinator.';
+COMMENT ON FUNCTION @extschema@.citus_run_on_workers(text) IS
+    'Internal: runs one command on every Citus worker, raising the first failure.';
+COMMENT ON FUNCTION @extschema@.citus_worker_id_ranges() IS
+    'Internal: gives each Citus worker''s bkperf id sequences a range of their own (group id << 48).';
+COMMENT ON FUNCTION @extschema@.distribute_by_tenant() IS
+    'On a Citus coordinator: distributes bkperf''s per-tenant tables by tenant_id, co-located with the change log, and makes its configuration tables reference tables. Idempotent.';
+COMMENT ON FUNCTION @extschema@.citus_check_trackable(regclass, name) IS
+    'Internal: on Citus, refuses to track a table that is not distributed by its tenant column co-located with the change log.';
+COMMENT ON FUNCTION @extschema@.citus_is_shard(oid) IS
+    'Internal: whether a relation is a shard of a Citus table on this node (bkperf''s event triggers leave shards alone).';
+COMMENT ON FUNCTION @extschema@.citus_distribute_functions() IS
+    'Internal: makes create_snapshot and the rollbacks distributed by tenant (run on the tenant''s worker) and tenant_text() immutable on every Citus node.';

@@ -356,7 +356,7 @@ typedef struct CaptureLogWriter
 } CaptureLogWriter;
 
 extern CaptureLogWriter *capture_log_open(Datum table_name, int64 table_id,
-										   int64 rows);
+										   int64 rows, Oid log_rel);
 extern void capture_log_add(CaptureLogWriter *w, const CaptureLogRow *row);
 extern void capture_log_close(CaptureLogWriter *w);
 
@@ -395,5 +395,10 @@ extern int64 bkperf_alerts_record(const char *source, const char *severity,
 								  TimestampTz first_seen,
 								  TimestampTz last_seen,
 								  const char *details_json);
+
+/* citus.c: where capture writes on a Citus node (InvalidOid: the log). */
+extern Oid	bkperf_citus_log_target(Oid relid, Oid *logical);
+extern bool bkperf_citus_on_worker(void);
+extern void bkperf_citus_refuse_on_coordinator(const char *what);
 
 #endif							/* BKPERF_H */

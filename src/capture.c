@@ -129,6 +129,7 @@ typedef struct CaptureCacheEntry
 	bool		undo;
 	char	   *table_name;
 	int64		table_id;		/* 0: a 1.0 trigger, no table_id */
+	Oid			log_rel;		/* Citus log shard, or InvalidOid (citus.c) */
 } CaptureCacheEntry;
 
 static HTAB *cs_cache = NULL;
@@ -212,11 +213,13 @@ cs_cache_build(CaptureCacheEntry *e, Relation rel, Trigger *tg)
 	TupleDesc	desc = RelationGetDescr(rel);
 	int			nkeys = tg->tgnargs - CS_ARG_KEY;
 	AttrNumber *keys = palloc(sizeof(AttrNumber) * nkeys);
+	Oid			logical;
 
 	e->relid = RelationGetRelid(rel);
 	e->tracked = cs_tracked(rel);
 	e->table_id = cs_table_id(tg->tgargs[CS_ARG_TABLE]);
-	e->table_name = cs_table_name(e->tracked);
+	e->log_rel = bkperf_citus_log_target(e->tracked, &logical);
+	e->table_name = cs_table_name(logical);
 	e->undo = strcmp(tg->tgargs[CS_ARG_MODE], "undo") == 0;
 	e->cols = capture_json_columns(desc);
 	e->row = capture_json_shape(e->cols, desc->natts, NULL, 0);
@@ -296,7 +299,8 @@ cs_init(CaptureStmt *cs, TriggerData *td)
 	cs->tenant = e->tenant;
 	cs->w = capture_log_open(CStringGetTextDatum(e->table_name), e->table_id,
 							 tuplestore_tuple_count(td->tg_newtable ? td->tg_newtable
-													: td->tg_oldtable));
+													: td->tg_oldtable),
+							 e->log_rel);
 }
 
 /*

@@ -186,14 +186,23 @@ cl_open_parent(void)
 }
 
 /*
- * Open the leaf partition of the log that takes rows changed at changed_at,
- * descending through sub-partitioned levels.
+ * Open the leaf partition of the log (or of target, a Citus log shard, when
+ * valid) that takes rows changed at changed_at, descending through
+ * sub-partitioned levels.
  */
 static Relation
-cl_open_leaf(Datum changed_at)
+cl_open_leaf(Datum changed_at, Oid target)
 {
 	Relation	rel = cl_open_parent();
 	bool		top = true;
+
+	/* Citus: a log shard instead of the log (citus.c); routes not cached. */
+	if (OidIsValid(target))
+	{
+		table_close(rel, NoLock);
+		rel = table_open(target, RowExclusiveLock);
+		top = false;
+	}
 
 	while (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
 	{
@@ -271,9 +280,11 @@ cl_user_name(void)
 /*
  * Start writing one statement's log rows (about rows of them): open the
  * partition and its indexes, and compute the values shared by all rows.
+ * log_rel is the Citus log shard to write to (citus.c), or InvalidOid for
+ * bkperf.backup_transaction_logs.
  */
 CaptureLogWriter *
-capture_log_open(Datum table_name, int64 table_id, int64 rows)
+capture_log_open(Datum table_name, int64 table_id, int64 rows, Oid log_rel)
 {
 	CaptureLogWriter *w = palloc0(sizeof(CaptureLogWriter));
 
@@ -285,7 +296,7 @@ capture_log_open(Datum table_name, int64 table_id, int64 rows)
 	w->opnames[CAPTURE_OP_INSERT] = CStringGetTextDatum("INSERT");
 	w->opnames[CAPTURE_OP_UPDATE] = CStringGetTextDatum("UPDATE");
 	w->opnames[CAPTURE_OP_DELETE] = CStringGetTextDatum("DELETE");
-	w->rel = cl_open_leaf(w->changed_at);
+	w->rel = cl_open_leaf(w->changed_at, log_rel);
 	w->seqid = cl_cache.seq;
 	cl_columns(w);
 	if (w->attidx[10] >= 0 && table_id == 0)

@@ -133,9 +133,13 @@ bkperf_tracked_tables(int *ntables)
 	/* A 1.0 catalog (new library before ALTER EXTENSION UPDATE) has no table_id. */
 	bool		has_id = get_attnum(bkperf_relid("tracked_tables"), "table_id") != InvalidAttrNumber;
 
-	bkperf_spi_exec(psprintf("SELECT relid::pg_catalog.oid, %s, tenant_column::pg_catalog.text,"
+	/* On a Citus worker relid is the coordinator's OID: go by name (citus.c). */
+	bkperf_spi_exec(psprintf("SELECT %s, %s, tenant_column::pg_catalog.text,"
 							 "       key_columns::pg_catalog.text[], tracked_at"
 							 "  FROM bkperf.tracked_tables ORDER BY 1",
+							 bkperf_citus_on_worker() ?
+							 "pg_catalog.to_regclass(table_name)::pg_catalog.oid" :
+							 "relid::pg_catalog.oid",
 							 has_id ? "table_id" : "0::pg_catalog.int8"),
 					0, NULL, NULL, NULL, SPI_OK_SELECT);
 	result = MemoryContextAllocZero(cxt, sizeof(BkperfTracked) * Max(SPI_processed, 1));

@@ -115,8 +115,7 @@ typedef struct HealthResult
 
 static const char hl_tenant_sql[] =
 "SELECT " HL_INPUT_COLS("i") ", " HL_POLICY_COLS("d") ", " HL_POLICY_COLS("o") ","
-"       bkperf.change_log_floor(),"
-"       i.tenant_id IS NOT NULL OR bkperf.tenant_known($1)"
+"       $2::pg_catalog.timestamptz, $3::pg_catalog.bool"
 "  FROM bkperf.health_policy d"
 "  LEFT JOIN bkperf.health_policy_tenant o ON o.tenant_id = $1"
 "  LEFT JOIN bkperf.backup_health_inputs i ON i.tenant_id = $1";
@@ -136,7 +135,16 @@ static const char hl_report_sql[] =
 "  LEFT JOIN bkperf.mv_tenant_backup_summary s ON s.tenant_id = m.tenant_id"
 " ORDER BY m.tenant_id";
 
+/*
+ * The floor and "known" of one tenant, computed before hl_tenant_sql and
+ * passed to it: on Citus that query runs on the tenant's worker, where
+ * these functions (reading other tables) cannot run inside it.
+ */
+static const char hl_floor_sql[] =
+"SELECT bkperf.change_log_floor(), bkperf.tenant_known($1)";
+
 static SPIPlanPtr hl_tenant_plan = NULL;
+static SPIPlanPtr hl_floor_plan = NULL;
 static SPIPlanPtr hl_report_plan = NULL;
 
 /* One query row, deformed once: columns are read by 1-based number. */
@@ -460,8 +468,10 @@ hl_score_row(const HlRow *row, TimestampTz now, HealthResult *res)
 Datum
 bkperf_calculate_health_score(PG_FUNCTION_ARGS)
 {
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		args[1];
+	Oid			argtypes[3] = {TEXTOID, TIMESTAMPTZOID, BOOLOID};
+	Datum		args[3];
+	char		argnulls[3] = {' ', ' ', ' '};
+	bool		isnull;
 	TupleDesc	resultdesc;
 	HealthResult res;
 	HlRow		row;
@@ -476,8 +486,14 @@ bkperf_calculate_health_score(PG_FUNCTION_ARGS)
 	args[0] = PG_GETARG_DATUM(0);
 
 	SPI_connect();
-	if (SPI_execute_plan(bkperf_saved_plan(&hl_tenant_plan, hl_tenant_sql, 1, argtypes),
+	if (SPI_execute_plan(bkperf_saved_plan(&hl_floor_plan, hl_floor_sql, 1, argtypes),
 						 args, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "change-log floor query returned no row");
+	args[1] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	argnulls[1] = isnull ? 'n' : ' ';
+	args[2] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	if (SPI_execute_plan(bkperf_saved_plan(&hl_tenant_plan, hl_tenant_sql, 3, argtypes),
+						 args, argnulls, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "health inputs query returned no row");
 	oldcxt = MemoryContextSwitchTo(callcxt);
 	hl_deform(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, &row);

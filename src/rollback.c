@@ -474,19 +474,22 @@ rb_history_start(RbRun *run)
 }
 
 /*
- * Set one phase time column of the history row to clock_timestamp().
+ * Set one phase time column of the history row to the current time (a
+ * parameter, not clock_timestamp(): Citus refuses volatile functions in an
+ * UPDATE of a distributed table).
  */
 static void
 rb_history_phase(RbRun *run, const char *column)
 {
-	Oid			types[2] = {TEXTOID, INT8OID};
-	Datum		values[2] = {CStringGetTextDatum(run->target->tenant),
-	Int64GetDatum(run->rollback_id)};
+	Oid			types[3] = {TEXTOID, INT8OID, TIMESTAMPTZOID};
+	Datum		values[3] = {CStringGetTextDatum(run->target->tenant),
+		Int64GetDatum(run->rollback_id),
+	TimestampTzGetDatum(GetCurrentTimestamp())};
 	char	   *sql = psprintf("UPDATE bkperf.backup_pitr_rollback_history"
-							   " SET %s = pg_catalog.clock_timestamp()"
+							   " SET %s = $3"
 							   " WHERE tenant_id = $1 AND rollback_id = $2", column);
 
-	bkperf_spi_exec(sql, 2, types, values, NULL, SPI_OK_UPDATE);
+	bkperf_spi_exec(sql, 3, types, values, NULL, SPI_OK_UPDATE);
 }
 
 /*
@@ -831,10 +834,10 @@ rb_table_counts(RbRun *run)
 static void
 rb_history_finish(RbRun *run, const char *status, int ntables, int64 *sums)
 {
-	Oid			types[11] = {TEXTOID, INT8OID, TEXTOID, INT4OID, INT8OID, INT8OID,
-	INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
-	Datum		values[11];
-	char		nulls[11] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			types[12] = {TEXTOID, INT8OID, TEXTOID, INT4OID, INT8OID, INT8OID,
+	INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID};
+	Datum		values[12];
+	char		nulls[12] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 
 	values[0] = CStringGetTextDatum(run->target->tenant);
 	values[1] = Int64GetDatum(run->rollback_id);
@@ -848,14 +851,16 @@ rb_history_finish(RbRun *run, const char *status, int ntables, int64 *sums)
 	nulls[8] = nulls[9] = run->error ? ' ' : 'n';
 	values[10] = run->skipped_json ? CStringGetTextDatum(run->skipped_json) : (Datum) 0;
 	nulls[10] = run->skipped_json ? ' ' : 'n';
+	/* A parameter: Citus refuses volatile functions in this UPDATE. */
+	values[11] = TimestampTzGetDatum(GetCurrentTimestamp());
 	bkperf_spi_exec("UPDATE bkperf.backup_pitr_rollback_history"
 					"   SET rollback_status = $3, tables = $4, rows_deleted = $5,"
 					"       rows_updated = $6, rows_inserted = $7, table_counts = $8::pg_catalog.jsonb,"
 					"       error_message = $9, error_sqlstate = $10,"
 					"       skipped_tables = $11::pg_catalog.jsonb,"
-					"       finished_at = pg_catalog.clock_timestamp()"
+					"       finished_at = $12"
 					" WHERE tenant_id = $1 AND rollback_id = $2",
-					11, types, values, nulls, SPI_OK_UPDATE);
+					12, types, values, nulls, SPI_OK_UPDATE);
 }
 
 /*
@@ -998,6 +1003,7 @@ rb_begin(FunctionCallInfo fcinfo, const char *what)
 	t->dry_run = PG_GETARG_BOOL(2);
 	rb_table_list(fcinfo, t);
 	SPI_connect();
+	bkperf_citus_refuse_on_coordinator("a rollback");
 	bkperf_rb_require_tracked();
 	rb_lock_tenant(t->tenant);
 	return t;

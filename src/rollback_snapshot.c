@@ -169,6 +169,7 @@ bkperf_create_snapshot(PG_FUNCTION_ARGS)
 
 	rs_check_type(type);
 	SPI_connect();
+	bkperf_citus_refuse_on_coordinator("a snapshot");
 	bkperf_rb_require_tracked();
 	scan_from = rs_oldest_xact_start();
 	values[3] = rs_current_snapshot();

@@ -46,13 +46,17 @@ static const char st_pitr_sql[] =
 "       pg_catalog.count(*) FILTER (WHERE l.operation = 'DELETE'),"
 "       pg_catalog.count(DISTINCT l.table_name),"
 "       pg_catalog.min(l.changed_at), pg_catalog.max(l.changed_at),"
-"       bkperf.change_log_floor(),"
+"       $4::pg_catalog.timestamptz,"
 "       (SELECT pg_catalog.count(*) FROM bkperf.backup_pitr_snapshots s"
 "         WHERE s.tenant_id = $1 AND s.created_at BETWEEN $2 AND $3)"
 "  FROM bkperf.backup_transaction_logs l"
 " WHERE l.tenant_id = $1 AND l.changed_at BETWEEN $2 AND $3";
 
 static const char st_known_sql[] = "SELECT bkperf.tenant_known($1)";
+
+/* Passed to st_pitr_sql, which on Citus runs on the tenant's worker. */
+static const char st_floor_sql[] = "SELECT bkperf.change_log_floor()";
+static SPIPlanPtr st_floor_plan = NULL;
 
 static SPIPlanPtr st_backup_plan = NULL;
 static SPIPlanPtr st_backup_type_plan = NULL;
@@ -87,7 +91,7 @@ st_require_known_tenant(Datum tenant)
  * the caller's context.
  */
 static Datum
-st_one_row(FunctionCallInfo fcinfo, SPIPlanPtr plan, Datum *args)
+st_one_row(FunctionCallInfo fcinfo, SPIPlanPtr plan, Datum *args, const char *argnulls)
 {
 	TupleDesc	resultdesc;
 	HeapTupleHeader result;
@@ -96,7 +100,7 @@ st_one_row(FunctionCallInfo fcinfo, SPIPlanPtr plan, Datum *args)
 
 	if (get_call_result_type(fcinfo, NULL, &resultdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	if (SPI_execute_plan(plan, args, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+	if (SPI_execute_plan(plan, args, argnulls, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "statistics query returned no row");
 	if (SPI_tuptable->tupdesc->natts != resultdesc->natts)
 		elog(ERROR, "statistics query returned %d columns, expected %d",
@@ -157,7 +161,7 @@ bkperf_get_backup_statistics(PG_FUNCTION_ARGS)
 					  by_type ?
 					  bkperf_saved_plan(&st_backup_type_plan, st_backup_type_sql, 3, argtypes) :
 					  bkperf_saved_plan(&st_backup_plan, st_backup_sql, 2, argtypes),
-					  args);
+					  args, NULL);
 }
 
 /*
@@ -168,8 +172,10 @@ bkperf_get_backup_statistics(PG_FUNCTION_ARGS)
 Datum
 bkperf_calculate_pitr_stats(PG_FUNCTION_ARGS)
 {
-	Oid			argtypes[3] = {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
-	Datum		args[3];
+	Oid			argtypes[4] = {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+	Datum		args[4];
+	char		argnulls[4] = {' ', ' ', ' ', ' '};
+	bool		isnull;
 
 	bkperf_require_arg(fcinfo, 0, "tenant");
 	bkperf_require_arg(fcinfo, 1, "from_ts");
@@ -183,7 +189,12 @@ bkperf_calculate_pitr_stats(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	st_require_known_tenant(args[0]);
+	if (SPI_execute_plan(bkperf_saved_plan(&st_floor_plan, st_floor_sql, 0, NULL),
+						 NULL, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "change-log floor query returned no row");
+	args[3] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	argnulls[3] = isnull ? 'n' : ' ';
 	return st_one_row(fcinfo,
-					  bkperf_saved_plan(&st_pitr_plan, st_pitr_sql, 3, argtypes),
-					  args);
+					  bkperf_saved_plan(&st_pitr_plan, st_pitr_sql, 4, argtypes),
+					  args, argnulls);
 }

@@ -93,3 +93,20 @@ bkperf_stop_cluster() {
     unset PGHOST PGPORT PGUSER
     return $rc
 }
+
+# Citus for the Citus suite (test/t/070_citus.pl), in the server that
+# $PG_CONFIG names: built once from ../shared/vendor/citus (about 4 minutes
+# on 2 cores) when that directory is present; a clone without it says so
+# and the suite skips itself.  A failed build fails the run.
+bkperf_install_citus() {
+    local vendor pkglib
+    vendor="$(dirname "$(pwd)")/shared/vendor/citus"
+    pkglib=$("${PG_CONFIG:-pg_config}" --pkglibdir)
+    [ -f "$pkglib/citus.so" ] && return 0
+    if [ ! -x "$vendor/build-citus" ]; then
+        echo "citus: no $vendor (a clone without ../shared/vendor): the Citus suite is skipped"
+        return 0
+    fi
+    echo "citus: building Citus from $vendor into $pkglib (once)"
+    as_root env PG_CONFIG="$("${PG_CONFIG:-pg_config}" --bindir)/pg_config" "$vendor/build-citus"
+}

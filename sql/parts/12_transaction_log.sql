@@ -143,20 +143,29 @@ $$;
  * tracked now or before): which tables make the log grow.  For one table it
  * reads idx_transaction_logs_table.
  */
+-- PL/pgSQL, not SQL: Citus cannot plan a SQL function's parameters (nor
+-- join the distributed log with pg_class); the name is looked up first.
 CREATE FUNCTION @extschema@.table_change_summary(rel regclass DEFAULT NULL)
 RETURNS TABLE (table_name text, operation text, changes bigint)
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    v_name text;
+BEGIN
+    IF rel IS NOT NULL THEN
+        SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) INTO v_name
+          FROM pg_catalog.pg_class c
+          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.oid = rel;
+    END IF;
+    RETURN QUERY
     SELECT l.table_name, l.operation, pg_catalog.count(*)
       FROM @extschema@.backup_transaction_logs l
-     WHERE rel IS NULL
-        OR l.table_name = (SELECT pg_catalog.format('%I.%I', n.nspname, c.relname)
-                             FROM pg_catalog.pg_class c
-                             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-                            WHERE c.oid = rel)
+     WHERE rel IS NULL OR l.table_name = v_name
      GROUP BY l.table_name, l.operation
-     ORDER BY l.table_name, l.operation
+     ORDER BY l.table_name, l.operation;
+END
 $$;
 
 COMMENT ON TABLE @extschema@.tracked_tables IS

@@ -69,7 +69,8 @@ CREATE TABLE @extschema@.health_policy_tenant (
  * jobs.  "Restorable" means completed and not failed verification (expired
  * jobs are no longer 'completed').  Windows are relative to now().  The
  * health view materializes exactly these columns, so the live score and the
- * report share one definition.
+ * report share one definition.  No LATERAL subquery: Citus cannot push down
+ * one without FROM that calls now().
  */
 CREATE VIEW @extschema@.backup_health_inputs AS
 SELECT j.tenant_id,
@@ -78,27 +79,23 @@ SELECT j.tenant_id,
        pg_catalog.count(*) FILTER (WHERE j.job_status = 'failed') AS failed_jobs,
        pg_catalog.max(j.created_at) AS last_backup_at,
        pg_catalog.max(j.finished_at) FILTER (WHERE j.job_status = 'completed') AS last_success_at,
-       pg_catalog.max(j.finished_at) FILTER (WHERE r.restorable) AS last_restorable_at,
-       pg_catalog.max(j.started_at) FILTER (WHERE r.restorable) AS last_restorable_started_at,
-       pg_catalog.max(j.finished_at) FILTER (WHERE r.restorable AND j.job_type = 'full') AS last_full_at,
-       pg_catalog.min(j.finished_at) FILTER (WHERE r.restorable) AS oldest_restorable_at,
-       pg_catalog.count(*) FILTER (WHERE r.restorable AND j.job_type = 'full') AS valid_fulls,
-       pg_catalog.count(*) FILTER (WHERE r.recent AND j.job_status = 'completed') AS completed_30d,
-       pg_catalog.count(*) FILTER (WHERE r.recent AND j.job_status = 'failed') AS failed_30d,
-       pg_catalog.count(*) FILTER (WHERE r.recent AND j.job_status = 'completed'
+       pg_catalog.max(j.finished_at) FILTER (WHERE (j.job_status = 'completed' AND j.verify_status <> 'failed')) AS last_restorable_at,
+       pg_catalog.max(j.started_at) FILTER (WHERE (j.job_status = 'completed' AND j.verify_status <> 'failed')) AS last_restorable_started_at,
+       pg_catalog.max(j.finished_at) FILTER (WHERE (j.job_status = 'completed' AND j.verify_status <> 'failed') AND j.job_type = 'full') AS last_full_at,
+       pg_catalog.min(j.finished_at) FILTER (WHERE (j.job_status = 'completed' AND j.verify_status <> 'failed')) AS oldest_restorable_at,
+       pg_catalog.count(*) FILTER (WHERE (j.job_status = 'completed' AND j.verify_status <> 'failed') AND j.job_type = 'full') AS valid_fulls,
+       pg_catalog.count(*) FILTER (WHERE (j.created_at >= pg_catalog.now() - interval '30 days') AND j.job_status = 'completed') AS completed_30d,
+       pg_catalog.count(*) FILTER (WHERE (j.created_at >= pg_catalog.now() - interval '30 days') AND j.job_status = 'failed') AS failed_30d,
+       pg_catalog.count(*) FILTER (WHERE (j.created_at >= pg_catalog.now() - interval '30 days') AND j.job_status = 'completed'
                                    AND j.verify_status = 'verified') AS verified_30d,
-       (pg_catalog.array_agg(j.job_status ORDER BY r.finish_order DESC, j.job_id DESC)
+       (pg_catalog.array_agg(j.job_status ORDER BY COALESCE(j.finished_at, j.started_at, j.created_at) DESC, j.job_id DESC)
             FILTER (WHERE j.job_status IN ('completed', 'failed')))[1] AS latest_finished_status,
-       (pg_catalog.array_agg(r.duration_s ORDER BY j.finished_at DESC, j.job_id DESC)
+       (pg_catalog.array_agg(pg_catalog.date_part('epoch', j.finished_at - j.started_at) ORDER BY j.finished_at DESC, j.job_id DESC)
             FILTER (WHERE j.job_status = 'completed'))[1] AS last_duration_s,
-       pg_catalog.percentile_cont(0.5) WITHIN GROUP (ORDER BY r.duration_s)
-            FILTER (WHERE r.recent AND j.job_status = 'completed') AS median_duration_30d_s,
+       pg_catalog.percentile_cont(0.5) WITHIN GROUP (ORDER BY pg_catalog.date_part('epoch', j.finished_at - j.started_at))
+            FILTER (WHERE (j.created_at >= pg_catalog.now() - interval '30 days') AND j.job_status = 'completed') AS median_duration_30d_s,
        pg_catalog.now() AS computed_at
-  FROM @extschema@.backup_jobs j,
-       LATERAL (SELECT j.job_status = 'completed' AND j.verify_status <> 'failed' AS restorable,
-                       j.created_at >= pg_catalog.now() - interval '30 days' AS recent,
-                       COALESCE(j.finished_at, j.started_at, j.created_at) AS finish_order,
-                       pg_catalog.date_part('epoch', j.finished_at - j.started_at) AS duration_s) r
+  FROM @extschema@.backup_jobs j
  GROUP BY j.tenant_id;
 
 CREATE MATERIALIZED VIEW @extschema@.mv_backup_health_summary AS
@@ -146,14 +143,17 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.refresh_log_refresh_id_s
  * A tenant is known to bkperf when it has a backup job, a snapshot or a
  * change-log row; the statistics functions refuse unknown tenants.
  */
+-- PL/pgSQL, not SQL: Citus cannot plan a SQL function's parameters.
 CREATE FUNCTION @extschema@.tenant_known(tenant text)
 RETURNS boolean
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT EXISTS (SELECT 1 FROM @extschema@.backup_jobs j WHERE j.tenant_id = tenant)
+BEGIN
+    RETURN EXISTS (SELECT 1 FROM @extschema@.backup_jobs j WHERE j.tenant_id = tenant)
         OR EXISTS (SELECT 1 FROM @extschema@.backup_pitr_snapshots s WHERE s.tenant_id = tenant)
-        OR EXISTS (SELECT 1 FROM @extschema@.backup_transaction_logs l WHERE l.tenant_id = tenant)
+        OR EXISTS (SELECT 1 FROM @extschema@.backup_transaction_logs l WHERE l.tenant_id = tenant);
+END
 $$;
 
 CREATE FUNCTION @extschema@.calculate_health_score(tenant text,
@@ -192,15 +192,19 @@ RETURNS record
 LANGUAGE c STABLE
 AS 'MODULE_PATHNAME', 'bkperf_calculate_pitr_stats';
 
+-- PL/pgSQL, not SQL: Citus cannot plan a SQL function's parameters.
 CREATE FUNCTION @extschema@.stale_backup_jobs(older_than interval DEFAULT '1 day')
 RETURNS SETOF @extschema@.backup_jobs
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
+    RETURN QUERY
     SELECT j.* FROM @extschema@.backup_jobs j
      WHERE j.job_status IN ('queued', 'running')
        AND j.created_at < pg_catalog.now() OPERATOR(pg_catalog.-) older_than
-     ORDER BY j.created_at
+     ORDER BY j.created_at;
+END
 $$;
 
 -- Needs to own the views to refresh them: SECURITY DEFINER, not for PUBLIC.

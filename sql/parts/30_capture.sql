@@ -122,6 +122,9 @@ BEGIN
                     HINT = 'Add a primary key, or set REPLICA IDENTITY USING INDEX on a unique index of NOT NULL columns.';
     END IF;
 
+    -- On Citus: co-located with the log, or refused (70_citus.sql).
+    PERFORM @extschema@.citus_check_trackable(rel, tenant_column);
+
     -- Re-tracking keeps tracked_at (the table's log floor) and table_id.
     INSERT INTO @extschema@.tracked_tables AS t
            (relid, table_name, tenant_column, key_columns, capture_mode, tracked_by, column_map)
@@ -224,14 +227,26 @@ LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    v_gone oid[];
 BEGIN
     IF pg_catalog.to_regclass('@extschema@.tracked_tables') IS NULL THEN
         RETURN;                 -- the extension itself is being dropped
     END IF;
-    DELETE FROM @extschema@.tracked_tables t
-     USING pg_catalog.pg_event_trigger_dropped_objects() d
-     WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
-       AND d.objsubid = 0 AND d.objid = t.relid::pg_catalog.oid;
+    IF pg_catalog.to_regprocedure('@extschema@.citus_ddl_is_internal()') IS NOT NULL THEN
+        IF @extschema@.citus_ddl_is_internal() THEN
+            RETURN;             -- Citus dropping shards or a worker's copy (70_citus.sql)
+        END IF;
+    END IF;
+    -- The dropped tables first: on Citus the DELETE of a reference table
+    -- runs on every node, where this function cannot be called.
+    SELECT pg_catalog.array_agg(d.objid) INTO v_gone
+      FROM pg_catalog.pg_event_trigger_dropped_objects() d
+     WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objsubid = 0;
+    IF EXISTS (SELECT 1 FROM @extschema@.tracked_tables t
+                WHERE t.relid::pg_catalog.oid = ANY (v_gone)) THEN
+        DELETE FROM @extschema@.tracked_tables t WHERE t.relid::pg_catalog.oid = ANY (v_gone);
+    END IF;
 END
 $$;
 
@@ -374,12 +389,19 @@ AS $$
 DECLARE
     v_rel       regclass;
     v_root      regclass;
+    v_name      text;
+    v_citus     boolean := pg_catalog.to_regprocedure('@extschema@.citus_is_shard(pg_catalog.oid)') IS NOT NULL;
 BEGIN
     -- A restore creates the capture triggers itself (they are in the dump),
     -- and the ALTER TABLE of capture_triggers_create is ours.
     IF pg_catalog.to_regclass('@extschema@.tracked_tables') IS NULL OR @extschema@.restoring()
        OR pg_catalog.current_setting('bkperf_internal.own_ddl', true) OPERATOR(pg_catalog.=) 'on' THEN
         RETURN;
+    END IF;
+    IF pg_catalog.to_regprocedure('@extschema@.citus_ddl_is_internal()') IS NOT NULL THEN
+        IF @extschema@.citus_ddl_is_internal() THEN
+            RETURN;             -- Citus applying DDL to shards (70_citus.sql)
+        END IF;
     END IF;
     SELECT t.relid, x.relid INTO v_rel, v_root
       FROM @extschema@.tracked_tables t
@@ -397,11 +419,17 @@ BEGIN
                     HINT = pg_catalog.format('Track %s first (bkperf.track_table), or untrack %s.', v_root, v_rel);
     END IF;
 
-    UPDATE @extschema@.tracked_tables t
-       SET table_name = pg_catalog.format('%I.%I', n.nspname, c.relname)
-      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-     WHERE c.oid OPERATOR(pg_catalog.=) t.relid
-       AND t.table_name OPERATOR(pg_catalog.<>) pg_catalog.format('%I.%I', n.nspname, c.relname);
+    -- One UPDATE per renamed table (Citus cannot join a reference table
+    -- with pg_class in an UPDATE).
+    FOR v_rel, v_name IN
+        SELECT t.relid, pg_catalog.format('%I.%I', n.nspname, c.relname)
+          FROM @extschema@.tracked_tables t
+          JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relid
+          JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+         WHERE t.table_name OPERATOR(pg_catalog.<>) pg_catalog.format('%I.%I', n.nspname, c.relname)
+    LOOP
+        UPDATE @extschema@.tracked_tables t SET table_name = v_name WHERE t.relid = v_rel;
+    END LOOP;
 
     FOR v_rel IN
         SELECT DISTINCT t.relid
@@ -443,6 +471,11 @@ BEGIN
                                OR t.relid IN (SELECT x.relid
                                                 FROM pg_catalog.pg_partition_ancestors(g.tgrelid) x))
     LOOP
+        IF v_citus THEN
+            IF @extschema@.citus_is_shard(v_rel) THEN
+                CONTINUE;       -- a Citus shard of a tracked table (70_citus.sql)
+            END IF;
+        END IF;
         PERFORM @extschema@.capture_triggers_drop(v_rel);
     END LOOP;
 END

@@ -47,24 +47,41 @@ LANGUAGE C VOLATILE CALLED ON NULL INPUT;
  * A tenant's snapshots, newest first (optionally of one type), with how many
  * completed rollbacks went back to each.
  */
+-- The query is in PL/pgSQL (Citus cannot plan a SQL function's parameters);
+-- the SQL wrapper keeps the contract's parameter and column names, which
+-- PL/pgSQL would not accept together (snapshot_type is both).
+CREATE FUNCTION @extschema@.list_snapshots_query(p_tenant text, p_type text)
+RETURNS TABLE (o_snapshot_id bigint, o_snapshot_type text, o_label text, o_created_at timestamptz,
+               o_wal_lsn pg_lsn, o_rollbacks bigint)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN QUERY
+    SELECT s.snapshot_id, s.snapshot_type, s.label, s.created_at, s.wal_lsn,
+           (SELECT count(*) FROM @extschema@.backup_pitr_rollback_history h
+             WHERE h.tenant_id = s.tenant_id AND h.snapshot_id = s.snapshot_id
+               AND h.rollback_status = 'completed')
+      FROM @extschema@.backup_pitr_snapshots s
+     WHERE s.tenant_id = p_tenant AND p_type IS NULL
+    UNION ALL
+    SELECT s.snapshot_id, s.snapshot_type, s.label, s.created_at, s.wal_lsn,
+           (SELECT count(*) FROM @extschema@.backup_pitr_rollback_history h
+             WHERE h.tenant_id = s.tenant_id AND h.snapshot_id = s.snapshot_id
+               AND h.rollback_status = 'completed')
+      FROM @extschema@.backup_pitr_snapshots s
+     WHERE s.snapshot_type = p_type AND s.tenant_id = p_tenant
+     ORDER BY 4 DESC, 1 DESC;
+END
+$$;
+
 CREATE FUNCTION @extschema@.list_snapshots(tenant text, snapshot_type text DEFAULT NULL)
 RETURNS TABLE (snapshot_id bigint, snapshot_type text, label text, created_at timestamptz,
                wal_lsn pg_lsn, rollbacks bigint)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT s.snapshot_id, s.snapshot_type, s.label, s.created_at, s.wal_lsn,
-           (SELECT count(*) FROM @extschema@.backup_pitr_rollback_history h
-             WHERE h.snapshot_id = s.snapshot_id AND h.rollback_status = 'completed')
-      FROM @extschema@.backup_pitr_snapshots s
-     WHERE s.tenant_id = $1 AND $2 IS NULL
-    UNION ALL
-    SELECT s.snapshot_id, s.snapshot_type, s.label, s.created_at, s.wal_lsn,
-           (SELECT count(*) FROM @extschema@.backup_pitr_rollback_history h
-             WHERE h.snapshot_id = s.snapshot_id AND h.rollback_status = 'completed')
-      FROM @extschema@.backup_pitr_snapshots s
-     WHERE s.snapshot_type = $2 AND s.tenant_id = $1
-     ORDER BY 4 DESC, 1 DESC
+    SELECT * FROM @extschema@.list_snapshots_query($1, $2)
 $$;
 
 /*
@@ -155,3 +172,6 @@ COMMENT ON FUNCTION @extschema@.rollback_to_snapshot(text, bigint, boolean, regc
     'Restores the tenant''s rows in the listed tables to what the snapshot saw; returns the summary and the tracked tables left outside the scope.';
 COMMENT ON FUNCTION @extschema@.rollback_to_time(text, timestamptz, boolean, regclass[]) IS
     'Restores the tenant''s rows in the listed tables to their state at the target time; returns the summary and the tracked tables left outside the scope.';
+
+COMMENT ON FUNCTION @extschema@.list_snapshots_query(text, text) IS
+    'Internal: the query of list_snapshots (PL/pgSQL, which Citus can plan).';
