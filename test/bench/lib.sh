@@ -30,6 +30,10 @@ bench_lock() {
 # Build and install bkperf into $PG_CONFIG's server, under its lock.
 bench_install() {
     mkdir -p test/bench/out
+    # Debian's server (the default): the packages bkperf builds with.
+    if [ "$PG_CONFIG" = pg_config ] && command -v dpkg-query >/dev/null; then
+        bkperf_install_packages
+    fi
     bench_lock
     make -s PG_CONFIG="$PG_CONFIG" >/dev/null
     if [ -w "$("$PG_CONFIG" --pkglibdir)" ]; then
