@@ -6,9 +6,16 @@
 --           newparents (tenant 1 inserts :newp parents, :kids children each,
 --           2 grandchildren per child: the rollback deletes them)
 --   :fkidx  on / off: indexes on the referencing columns of the FK chain
--- Prints "changed_rows|N".  Only tenant 1 changes after the snapshot, so
--- E-Maj (which rolls back a whole group) undoes the same rows as bkperf.
+--   :other  on / off: tenant 2 makes the same changes as tenant 1 (chain
+--           only), which a rollback of tenant 1 must keep
+-- Prints "changed_rows|N" (rows of tenant 1 to undo).  With :other off only
+-- tenant 1 changes after the snapshot, so E-Maj (which rolls back a whole
+-- group) undoes the same rows as bkperf.
 SET client_min_messages = warning;
+\if :{?other}
+\else
+\set other off
+\endif
 CREATE SCHEMA bench;
 CREATE SCHEMA snap;
 CREATE TABLE bench.parent (tenant int, id bigint, name text, qty int, PRIMARY KEY (tenant, id));
@@ -41,19 +48,23 @@ INSERT INTO bench.child SELECT t, i, (i + 1) / 2, md5(i::text), i % 7 FROM gener
 INSERT INTO bench.grandchild SELECT t, i, i, md5(i::text), i % 5 FROM generate_series(1, 5) t, generate_series(1, 2 * :np) i;
 VACUUM ANALYZE bench.parent, bench.child, bench.grandchild;
 
--- The state every timed run must restore: count and hash of each table's
--- text output (all tenants: the others must not change either).
-CREATE FUNCTION snap.state() RETURNS TABLE (tbl text, n bigint, h text) LANGUAGE sql AS $$
-    SELECT 'parent', count(*), md5(string_agg(t::text, E'\n' ORDER BY tenant, id)) FROM bench.parent t
+-- The state every timed run must restore: count and hash of the text output
+-- of each table's rows of tenant 1 and of the other tenants (expected: tenant
+-- 1 as at the snapshot, the others as after the changes).
+CREATE FUNCTION snap.state() RETURNS TABLE (tbl text, part text, n bigint, h text) LANGUAGE sql AS $$
+    SELECT 'parent', (tenant = 1)::text, count(*), md5(string_agg(t::text, E'\n' ORDER BY tenant, id))
+      FROM bench.parent t GROUP BY tenant = 1
     UNION ALL
-    SELECT 'child', count(*), md5(string_agg(t::text, E'\n' ORDER BY tenant, id)) FROM bench.child t
+    SELECT 'child', (tenant = 1)::text, count(*), md5(string_agg(t::text, E'\n' ORDER BY tenant, id))
+      FROM bench.child t GROUP BY tenant = 1
     UNION ALL
-    SELECT 'grandchild', count(*), md5(string_agg(t::text, E'\n' ORDER BY tenant, id)) FROM bench.grandchild t
+    SELECT 'grandchild', (tenant = 1)::text, count(*), md5(string_agg(t::text, E'\n' ORDER BY tenant, id))
+      FROM bench.grandchild t GROUP BY tenant = 1
 $$;
-CREATE TABLE snap.expect AS SELECT * FROM snap.state();
--- Tables differing from the snapshot state (0 after a correct rollback).
+CREATE TABLE snap.expect AS SELECT * FROM snap.state() WHERE part = 'true';
+-- Parts differing from the expected state (0 after a correct rollback).
 CREATE FUNCTION snap.diff() RETURNS bigint LANGUAGE sql AS $$
-    SELECT count(*) FROM snap.state() s FULL JOIN snap.expect e USING (tbl)
+    SELECT count(*) FROM snap.state() s FULL JOIN snap.expect e USING (tbl, part)
      WHERE s.n IS DISTINCT FROM e.n OR s.h IS DISTINCT FROM e.h
 $$;
 -- Typed copies of tenant 1's rows at the snapshot (the bare DML's source).
@@ -68,18 +79,20 @@ SELECT bkperf.create_snapshot('1') AS snap \gset
 SELECT emaj.emaj_set_mark_group('bench', 'M0') \g /dev/null
 \endif
 
-SELECT :'shape' = 'chain' AS chain \gset
+SELECT :'shape' = 'chain' AS chain, CASE WHEN :'other' = 'on' THEN 2 ELSE 1 END AS upto \gset
 \if :chain
 -- ~110k distinct rows of tenant 1 at np = 22500: 80% of the rows updated,
 -- 10% of the children deleted (cascading to their grandchildren), 10% more
 -- parents, 10% more children and grandchildren inserted.
-UPDATE bench.parent SET qty = qty + 1, name = name || '!' WHERE tenant = 1 AND id % 10 < 8;
-UPDATE bench.child SET qty = qty + 1 WHERE tenant = 1 AND id % 10 < 8;
-UPDATE bench.grandchild SET qty = qty + 1, payload = 'x' WHERE tenant = 1 AND id % 10 < 8;
-DELETE FROM bench.child WHERE tenant = 1 AND id % 10 = 8;   -- cascades to grandchild
-INSERT INTO bench.parent SELECT 1, :np + i, 'new', 0 FROM generate_series(1, :np / 10) i;
-INSERT INTO bench.child SELECT 1, 2 * :np + i, :np + (i + 1) / 2, 'new', 0 FROM generate_series(1, :np / 5) i;
-INSERT INTO bench.grandchild SELECT 1, 2 * :np + i, 2 * :np + i, 'new', 0 FROM generate_series(1, :np / 5) i;
+UPDATE bench.parent SET qty = qty + 1, name = name || '!' WHERE tenant <= :upto AND id % 10 < 8;
+UPDATE bench.child SET qty = qty + 1 WHERE tenant <= :upto AND id % 10 < 8;
+UPDATE bench.grandchild SET qty = qty + 1, payload = 'x' WHERE tenant <= :upto AND id % 10 < 8;
+DELETE FROM bench.child WHERE tenant <= :upto AND id % 10 = 8;   -- cascades to grandchild
+INSERT INTO bench.parent SELECT t, :np + i, 'new', 0 FROM generate_series(1, :upto) t, generate_series(1, :np / 10) i;
+INSERT INTO bench.child SELECT t, 2 * :np + i, :np + (i + 1) / 2, 'new', 0
+    FROM generate_series(1, :upto) t, generate_series(1, :np / 5) i;
+INSERT INTO bench.grandchild SELECT t, 2 * :np + i, 2 * :np + i, 'new', 0
+    FROM generate_series(1, :upto) t, generate_series(1, :np / 5) i;
 \else
 -- :newp new parents of tenant 1 with :kids children each, 2 grandchildren per child.
 INSERT INTO bench.parent SELECT 1, :np + i, 'new', 0 FROM generate_series(1, :newp) i;
@@ -88,6 +101,7 @@ INSERT INTO bench.child SELECT 1, 2 * :np + i, :np + (i - 1) / :kids + 1, 'new',
 INSERT INTO bench.grandchild SELECT 1, 2 * :np + i, 2 * :np + (i + 1) / 2, 'new', 0
     FROM generate_series(1, 2 * :newp * :kids) i;
 \endif
+INSERT INTO snap.expect SELECT * FROM snap.state() WHERE part = 'false';
 
 -- The keys the bare DML restores (computed outside the timing): rows of the
 -- snapshot that differ now or are gone (upsert), rows that are new (delete).
