@@ -658,9 +658,10 @@ BEGIN
     -- apply changes are logged on a subscriber too.
     -- The event trigger leaves this ALTER TABLE of ours alone.
     PERFORM pg_catalog.set_config('bkperf_internal.own_ddl', 'on', true);
-    EXECUTE pg_catalog.format(
-        'ALTER TABLE ONLY %s ENABLE ALWAYS TRIGGER bkperf_capture_insert, '
-        'ENABLE ALWAYS TRIGGER bkperf_capture_update, ENABLE ALWAYS TRIGGER bkperf_capture_delete', part);
+    -- One trigger per statement: Citus propagates no other form.
+    EXECUTE pg_catalog.format('ALTER TABLE ONLY %s ENABLE ALWAYS TRIGGER bkperf_capture_insert', part);
+    EXECUTE pg_catalog.format('ALTER TABLE ONLY %s ENABLE ALWAYS TRIGGER bkperf_capture_update', part);
+    EXECUTE pg_catalog.format('ALTER TABLE ONLY %s ENABLE ALWAYS TRIGGER bkperf_capture_delete', part);
     PERFORM pg_catalog.set_config('bkperf_internal.own_ddl', 'off', true);
 END
 $$;
@@ -1573,8 +1574,21 @@ DECLARE
         '@extschema@.backup_fk_constraints_cache']::regclass[];
     v_done  regclass[] := '{}';
     v_rel   regclass;
+    v_trigger name;
 BEGIN
     PERFORM @extschema@.citus_require_coordinator('bkperf.distribute_by_tenant()');
+    -- The restore guards of the settings singletons and of backup_jobs
+    -- (70_dump_restore.sql) serve pg_restore of a single node; Citus refuses
+    -- to distribute tables with triggers, and their copies on the shards
+    -- would keep DROP EXTENSION from working.  They go.
+    FOR v_rel, v_trigger IN
+        SELECT g.tgrelid::pg_catalog.regclass, g.tgname FROM pg_catalog.pg_trigger g
+         WHERE g.tgname IN ('singleton_take_restored', 'health_views_restored')
+           AND g.tgrelid OPERATOR(pg_catalog.=) ANY (v_reference OPERATOR(pg_catalog.||) v_distributed)
+           AND NOT @extschema@.citus_is_citus_table(g.tgrelid::pg_catalog.regclass)
+    LOOP
+        EXECUTE pg_catalog.format('DROP TRIGGER %I ON %s', v_trigger, v_rel);
+    END LOOP;
     IF NOT @extschema@.citus_is_citus_table('@extschema@.backup_transaction_logs')
        AND EXISTS (SELECT 1 FROM @extschema@.tracked_tables) THEN
         RAISE EXCEPTION 'cannot distribute bkperf while tables are tracked'

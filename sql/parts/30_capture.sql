@@ -50,9 +50,10 @@ BEGIN
     -- apply changes are logged on a subscriber too.
     -- The event trigger leaves this ALTER TABLE of ours alone.
     PERFORM pg_catalog.set_config('bkperf_internal.own_ddl', 'on', true);
-    EXECUTE pg_catalog.format(
-        'ALTER TABLE ONLY %s ENABLE ALWAYS TRIGGER bkperf_capture_insert, '
-        'ENABLE ALWAYS TRIGGER bkperf_capture_update, ENABLE ALWAYS TRIGGER bkperf_capture_delete', part);
+    -- One trigger per statement: Citus propagates no other form.
+    EXECUTE pg_catalog.format('ALTER TABLE ONLY %s ENABLE ALWAYS TRIGGER bkperf_capture_insert', part);
+    EXECUTE pg_catalog.format('ALTER TABLE ONLY %s ENABLE ALWAYS TRIGGER bkperf_capture_update', part);
+    EXECUTE pg_catalog.format('ALTER TABLE ONLY %s ENABLE ALWAYS TRIGGER bkperf_capture_delete', part);
     PERFORM pg_catalog.set_config('bkperf_internal.own_ddl', 'off', true);
 END
 $$;

@@ -208,8 +208,21 @@ DECLARE
         '@extschema@.backup_fk_constraints_cache']::regclass[];
     v_done  regclass[] := '{}';
     v_rel   regclass;
+    v_trigger name;
 BEGIN
     PERFORM @extschema@.citus_require_coordinator('bkperf.distribute_by_tenant()');
+    -- The restore guards of the settings singletons and of backup_jobs
+    -- (70_dump_restore.sql) serve pg_restore of a single node; Citus refuses
+    -- to distribute tables with triggers, and their copies on the shards
+    -- would keep DROP EXTENSION from working.  They go.
+    FOR v_rel, v_trigger IN
+        SELECT g.tgrelid::pg_catalog.regclass, g.tgname FROM pg_catalog.pg_trigger g
+         WHERE g.tgname IN ('singleton_take_restored', 'health_views_restored')
+           AND g.tgrelid OPERATOR(pg_catalog.=) ANY (v_reference OPERATOR(pg_catalog.||) v_distributed)
+           AND NOT @extschema@.citus_is_citus_table(g.tgrelid::pg_catalog.regclass)
+    LOOP
+        EXECUTE pg_catalog.format('DROP TRIGGER %I ON %s', v_trigger, v_rel);
+    END LOOP;
     IF NOT @extschema@.citus_is_citus_table('@extschema@.backup_transaction_logs')
        AND EXISTS (SELECT 1 FROM @extschema@.tracked_tables) THEN
         RAISE EXCEPTION 'cannot distribute bkperf while tables are tracked'

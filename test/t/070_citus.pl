@@ -268,6 +268,7 @@ $coord->safe_psql('postgres', q{
     SET client_min_messages = warning;
     DROP TABLE orders, early, loose, later;
     ALTER TABLE bkperf.backup_transaction_logs DETACH PARTITION bkperf.backup_transaction_logs_default;
+    ALTER TABLE bkperf.backup_pitr_snapshots ALTER COLUMN cluster_origin DROP DEFAULT;
     DROP EXTENSION bkperf;});
 is($coord->safe_psql('postgres', q{SELECT string_agg(success::text, ',') FROM run_command_on_workers(
         'SET citus.enable_ddl_propagation = off; DROP SCHEMA IF EXISTS bkperf CASCADE')}),
