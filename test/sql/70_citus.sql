@@ -5,7 +5,10 @@
 SELECT bkperf.citus_node(), bkperf.citus_ddl_is_internal(),
        bkperf.citus_is_citus_table('bkperf.backup_transaction_logs'),
        bkperf.citus_is_shard('bkperf.backup_jobs'::regclass);
+-- (the PL/pgSQL context lines are left out: they name line numbers)
+\set SHOW_CONTEXT never
 SELECT * FROM bkperf.distribute_by_tenant();
+\set SHOW_CONTEXT errors
 \set VERBOSITY sqlstate
 SELECT * FROM bkperf.distribute_by_tenant();
 SELECT bkperf.citus_require_coordinator('x');
