@@ -77,7 +77,6 @@ typedef struct BkperfFkEdge
 	int			child;
 	int			parent;
 	bool		deferrable;
-	bool		initially_deferred;
 	char	   *name;			/* quoted, schema-qualified */
 } BkperfFkEdge;
 

@@ -78,7 +78,7 @@ fko_load_edges(BkperfFkOrder *order)
 	arg = PointerGetDatum(construct_array(elems, order->ntables, OIDOID,
 										  sizeof(Oid), true, TYPALIGN_INT));
 	ret = SPI_execute_with_args(
-								"SELECT c.conrelid, c.confrelid, c.condeferrable, c.condeferred,"
+								"SELECT c.conrelid, c.confrelid, c.condeferrable,"
 								"       pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.'"
 								"       OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.conname)"
 								"  FROM pg_catalog.pg_constraint c"
@@ -103,8 +103,7 @@ fko_load_edges(BkperfFkOrder *order)
 		e->child = fko_table_pos(order, DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull)));
 		e->parent = fko_table_pos(order, DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull)));
 		e->deferrable = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
-		e->initially_deferred = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
-		e->name = SPI_getvalue(tup, desc, 5);
+		e->name = SPI_getvalue(tup, desc, 4);
 	}
 }
 

@@ -124,18 +124,21 @@ rf_col(Oid relid, AttrNumber attnum)
 }
 
 /*
- * "x.a IS NOT NULL AND ..." and "p.ref OPERATOR(=) x.fk AND ..." of key k,
- * with the child's columns read from alias x.
+ * The quals of key k with the child's columns read from alias x and the
+ * parent's from alias p: "x.a IS NOT NULL AND ..." into notnull (when not
+ * NULL) and "p.ref OPERATOR(=) x.fk AND ..." into match.
  */
 static void
-rf_quals(const RfKey *k, const char *x, StringInfo notnull, StringInfo match)
+rf_quals(const RfKey *k, const char *x, const char *p, StringInfo notnull,
+		 StringInfo match)
 {
 	for (int i = 0; i < k->nkeys; i++)
 	{
 		const char *fk = rf_col(k->child, k->conkey[i]);
 
-		appendStringInfo(notnull, "%s%s.%s IS NOT NULL", i ? " AND " : "", x, fk);
-		appendStringInfo(match, "%sp.%s %s %s.%s", i ? " AND " : "",
+		if (notnull != NULL)
+			appendStringInfo(notnull, "%s%s.%s IS NOT NULL", i ? " AND " : "", x, fk);
+		appendStringInfo(match, "%s%s.%s %s %s.%s", i ? " AND " : "", p,
 						 rf_col(k->parent, k->confkey[i]),
 						 bkperf_eq_operator(get_atttype(k->child, k->conkey[i])), x, fk);
 	}
@@ -180,7 +183,7 @@ rf_check_sql(const RfKey *k, BkperfRbTable *tables, int ntables, bool **is_key,
 	if (child_side)
 	{
 		/* The restored rows of the child find their parents. */
-		rf_quals(k, "x", &notnull, &match);
+		rf_quals(k, "x", "p", &notnull, &match);
 		*plan_table = (int) (c - tables);
 		appendStringInfo(&sql, "SELECT pg_catalog.count(*) FROM bkperf.rollback_plan_rows($1, true, NULL::%s) x"
 						 " WHERE %s AND NOT EXISTS (SELECT 1 FROM %s p WHERE %s)",
@@ -192,12 +195,8 @@ rf_check_sql(const RfKey *k, BkperfRbTable *tables, int ntables, bool **is_key,
 		StringInfoData gone;
 
 		initStringInfo(&gone);
-		for (int i = 0; i < k->nkeys; i++)
-			appendStringInfo(&gone, "%sd.%s %s x.%s", i ? " AND " : "",
-							 rf_col(k->parent, k->confkey[i]),
-							 bkperf_eq_operator(get_atttype(k->child, k->conkey[i])),
-							 rf_col(k->child, k->conkey[i]));
-		rf_quals(k, "x", &notnull, &match);
+		rf_quals(k, "x", "d", NULL, &gone);
+		rf_quals(k, "x", "p", NULL, &match);
 		*plan_table = (int) (p - tables);
 		appendStringInfo(&sql, "SELECT pg_catalog.count(*) FROM bkperf.rollback_plan_rows($1, false, NULL::%s) d"
 						 " JOIN %s x ON %s WHERE NOT EXISTS (SELECT 1 FROM %s p WHERE %s)",
@@ -206,7 +205,7 @@ rf_check_sql(const RfKey *k, BkperfRbTable *tables, int ntables, bool **is_key,
 	else
 	{
 		/* Referenced columns the rollback may have changed: the whole key. */
-		rf_quals(k, "x", &notnull, &match);
+		rf_quals(k, "x", "p", &notnull, &match);
 		appendStringInfo(&sql, "SELECT pg_catalog.count(*) FROM %s x"
 						 " WHERE %s AND NOT EXISTS (SELECT 1 FROM %s p WHERE %s)",
 						 cname, notnull.data, pname, match.data);
