@@ -109,7 +109,10 @@ END
 $$;
 
 /*
- * Run one command on every Citus worker, raising the first failure.
+ * Run one command on every Citus worker, raising the first failure.  It
+ * must be a single statement (use a DO block for several):
+ * run_command_on_workers() keeps only the first result of a string of
+ * statements and returns before the rest have run, whose errors are lost.
  */
 CREATE FUNCTION @extschema@.citus_run_on_workers(command text)
 RETURNS void
@@ -301,8 +304,8 @@ BEGIN
     PERFORM pg_catalog.set_config('citus.enable_ddl_propagation', 'off', true);
     ALTER FUNCTION @extschema@.tenant_text(anyelement) IMMUTABLE;
     PERFORM @extschema@.citus_run_on_workers(
-        'SET citus.enable_ddl_propagation = off; '
-        'ALTER FUNCTION @extschema@.tenant_text(anyelement) IMMUTABLE');
+        'DO $do$BEGIN SET LOCAL citus.enable_ddl_propagation = off; '
+        'ALTER FUNCTION @extschema@.tenant_text(anyelement) IMMUTABLE; END$do$');
     PERFORM pg_catalog.set_config('citus.enable_ddl_propagation', 'on', true);
 END
 $$;

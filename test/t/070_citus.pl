@@ -271,7 +271,7 @@ $coord->safe_psql('postgres', q{
     ALTER TABLE bkperf.backup_pitr_snapshots ALTER COLUMN cluster_origin DROP DEFAULT;
     DROP EXTENSION bkperf;});
 is($coord->safe_psql('postgres', q{SELECT string_agg(success::text, ',') FROM run_command_on_workers(
-        'SET citus.enable_ddl_propagation = off; DROP SCHEMA IF EXISTS bkperf CASCADE')}),
+        $$DO 'BEGIN SET LOCAL citus.enable_ddl_propagation = off; DROP SCHEMA IF EXISTS bkperf CASCADE; END'$$)}),
     'true,true', "the workers' leftover shards dropped with their schema");
 is($coord->safe_psql('postgres', q{SELECT count(*) FROM pg_dist_partition}), '0', 'no distributed table left');
 for my $w ($w1, $w2)
