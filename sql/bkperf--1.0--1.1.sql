@@ -8,9 +8,13 @@
 
 /*
  * Whether this session is loading a dump.  pg_dump's scripts and pg_restore
- * always run with row_security = off (so that a policy raises an error
- * instead of hiding rows); applications keep the default, on.  bkperf's
- * triggers use it to leave restored rows as they were dumped.
+ * always set both row_security = off (so that a policy raises an error
+ * instead of hiding rows) and check_function_bodies = off; applications keep
+ * the defaults, on.  Either alone is not enough: a DBA may turn
+ * row_security off for other reasons (so does the rollback's apply), and in
+ * a restoring session the DDL event trigger leaves partitions and renamed
+ * columns alone.  bkperf's triggers use it to leave restored rows as they
+ * were dumped.
  */
 CREATE FUNCTION @extschema@.restoring()
 RETURNS boolean
@@ -18,6 +22,7 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT pg_catalog.current_setting('row_security') OPERATOR(pg_catalog.=) 'off'
+       AND pg_catalog.current_setting('check_function_bodies') OPERATOR(pg_catalog.=) 'off'
 $$;
 
 /*
@@ -143,7 +148,7 @@ REVOKE ALL ON FUNCTION @extschema@.singleton_take_restored() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.snapshot_origin() FROM PUBLIC;
 
 COMMENT ON FUNCTION @extschema@.restoring() IS
-    'Whether this session loads a dump (row_security = off, as pg_dump scripts and pg_restore set it).';
+    'Whether this session loads a dump (row_security and check_function_bodies off, as pg_dump scripts and pg_restore set them).';
 COMMENT ON FUNCTION @extschema@.singleton_take_restored() IS
     'Internal: in a restoring session, a settings singleton''s dumped row replaces the installed default row.';
 COMMENT ON FUNCTION @extschema@.cluster_identity() IS
@@ -1092,6 +1097,7 @@ DECLARE
     v_kind  "char";
     v_keys  name[];
     v_part  regclass;
+    v_gap   boolean;
 BEGIN
     SELECT n.nspname, c.relname, c.relkind INTO v_nsp, v_name, v_kind
       FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -1144,7 +1150,20 @@ BEGIN
     -- On Citus: co-located with the log, or refused (70_citus.sql).
     PERFORM @extschema@.citus_check_trackable(rel, tenant_column);
 
-    -- Re-tracking keeps tracked_at (the table's log floor) and table_id.
+    -- Re-tracking keeps tracked_at (the table's log floor) and table_id,
+    -- unless capture had a gap: a capture trigger of the table or of a
+    -- partition missing, or not ENABLE ALWAYS (so it did not fire in replica
+    -- mode), as the rollback's check finds it.  Changes may then have gone
+    -- unlogged, and the table's log starts again now.
+    v_gap := EXISTS (SELECT 1 FROM @extschema@.tracked_tables t WHERE t.relid = rel)
+         AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+                      WHERE c.relkind IN ('r', 'p')
+                        AND (c.oid = rel OR c.oid IN (SELECT p.relid FROM pg_catalog.pg_partition_tree(rel) p))
+                        AND (SELECT pg_catalog.count(*) FROM pg_catalog.pg_trigger g
+                              WHERE g.tgrelid = c.oid
+                                AND g.tgname IN ('bkperf_capture_insert', 'bkperf_capture_update',
+                                                 'bkperf_capture_delete')
+                                AND g.tgenabled = 'A') <> 3);
     INSERT INTO @extschema@.tracked_tables AS t
            (relid, table_name, tenant_column, key_columns, capture_mode, tracked_by, column_map)
     VALUES (rel, pg_catalog.format('%I.%I', v_nsp, v_name), tenant_column, v_keys, capture, caller,
@@ -1152,6 +1171,12 @@ BEGIN
     ON CONFLICT (relid) DO UPDATE
        SET table_name = excluded.table_name, tenant_column = excluded.tenant_column,
            key_columns = excluded.key_columns, capture_mode = excluded.capture_mode;
+    IF v_gap THEN
+        UPDATE @extschema@.tracked_tables t SET tracked_at = pg_catalog.now() WHERE t.relid = rel;
+        RAISE WARNING 'capture of table % had a gap: its change log starts again now', rel
+              USING DETAIL = 'A capture trigger of the table or of a partition was missing or not ENABLE ALWAYS, so changes may not have been logged.',
+                    HINT = 'Rollbacks to earlier targets leave this table out (reason: tracked after the target).';
+    END IF;
     IF (SELECT t.column_map FROM @extschema@.tracked_tables t WHERE t.relid = rel)
        IS DISTINCT FROM @extschema@.column_map(rel) THEN
         PERFORM @extschema@.capture_sync_columns(rel);

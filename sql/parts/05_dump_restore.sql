@@ -7,9 +7,13 @@
 
 /*
  * Whether this session is loading a dump.  pg_dump's scripts and pg_restore
- * always run with row_security = off (so that a policy raises an error
- * instead of hiding rows); applications keep the default, on.  bkperf's
- * triggers use it to leave restored rows as they were dumped.
+ * always set both row_security = off (so that a policy raises an error
+ * instead of hiding rows) and check_function_bodies = off; applications keep
+ * the defaults, on.  Either alone is not enough: a DBA may turn
+ * row_security off for other reasons (so does the rollback's apply), and in
+ * a restoring session the DDL event trigger leaves partitions and renamed
+ * columns alone.  bkperf's triggers use it to leave restored rows as they
+ * were dumped.
  */
 CREATE FUNCTION @extschema@.restoring()
 RETURNS boolean
@@ -17,6 +21,7 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT pg_catalog.current_setting('row_security') OPERATOR(pg_catalog.=) 'off'
+       AND pg_catalog.current_setting('check_function_bodies') OPERATOR(pg_catalog.=) 'off'
 $$;
 
 /*
@@ -140,7 +145,7 @@ REVOKE ALL ON FUNCTION @extschema@.singleton_take_restored() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.snapshot_origin() FROM PUBLIC;
 
 COMMENT ON FUNCTION @extschema@.restoring() IS
-    'Whether this session loads a dump (row_security = off, as pg_dump scripts and pg_restore set it).';
+    'Whether this session loads a dump (row_security and check_function_bodies off, as pg_dump scripts and pg_restore set them).';
 COMMENT ON FUNCTION @extschema@.singleton_take_restored() IS
     'Internal: in a restoring session, a settings singleton''s dumped row replaces the installed default row.';
 COMMENT ON FUNCTION @extschema@.cluster_identity() IS
