@@ -29,7 +29,12 @@
  *							  DateStyle, TimeZone UTC, IntervalStyle postgres,
  *							  extra_float_digits 1, bytea_output hex) as a
  *							  string: dates, times, intervals, bytea,
- *							  geometry, ranges, multiranges, uuid, inet, ...
+ *							  geometry, ranges, multiranges, uuid, inet, ...;
+ *							  the reg* types that name schema objects
+ *							  (regclass, regtype, regproc, ...), and
+ *							  composites, with search_path = pg_catalog, so
+ *							  every name outside pg_catalog is
+ *							  schema-qualified, whatever the writer's path
  *
  * Type information is looked up once per column (capture_json_columns, kept
  * in the capture trigger's cache); each row only converts its values.
@@ -54,6 +59,7 @@
 #include "utils/bytea.h"
 #include "utils/cash.h"
 #include "utils/float.h"
+#include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -165,6 +171,30 @@ cj_record_init(CaptureJsonType *t, TypeCacheEntry *tce)
 }
 
 /*
+ * Whether the text of a base type's values names schema objects, resolved by
+ * search_path (regnamespace and regrole name global objects: they do not).
+ */
+static bool
+cj_names_schema_objects(Oid base)
+{
+	switch (base)
+	{
+		case REGCLASSOID:
+		case REGTYPEOID:
+		case REGPROCOID:
+		case REGPROCEDUREOID:
+		case REGOPEROID:
+		case REGOPERATOROID:
+		case REGCONFIGOID:
+		case REGDICTIONARYOID:
+		case REGCOLLATIONOID:
+			return true;
+		default:
+			return false;
+	}
+}
+
+/*
  * Whether a type's values (domains by their base) would nest as JSON arrays
  * or be ambiguous inside one: arrays, json and jsonb.
  */
@@ -233,14 +263,20 @@ cj_type(Oid typid, MemoryContext cxt)
 		t->elem = cj_type(elem, cxt);
 		get_typlenbyvalalign(elem, &t->elmlen, &t->elmbyval, &t->elmalign);
 		t->astext = cj_nests_as_array(elem);
+		t->catalog_names = t->elem->catalog_names;
 	}
 	else if (type_is_rowtype(base))
 	{
 		t->kind = CJ_RECORD;
 		cj_record_init(t, lookup_type_cache(base, TYPECACHE_TUPDESC));
+		/* An ALTER TYPE may add such an attribute under a cached shape. */
+		t->catalog_names = true;
 	}
 	else
+	{
 		t->kind = cj_scalar_kind(base);
+		t->catalog_names = cj_names_schema_objects(base);
+	}
 	return t;
 }
 
@@ -305,6 +341,7 @@ capture_json_shape(CaptureJsonColumn *cols, int natts,
 		shape->nested |= (col->kind == CJ_JSONB || col->kind == CJ_ARRAY ||
 						  col->kind == CJ_RECORD);
 		shape->fixed |= cj_needs_fixed(col->type);
+		shape->catalog_names |= col->type->catalog_names;
 	}
 	shape->ncols = n;
 	qsort(shape->cols, n, sizeof(CaptureJsonColumn *), cj_key_cmp);
@@ -667,18 +704,38 @@ cj_build_flat(CaptureJsonShape *shape, TupleTableSlot *slot)
 }
 
 /*
+ * Pin search_path to pg_catalog, pg_temp (the rollback's path) while
+ * values that name schema objects are output, so
+ * that each name outside pg_catalog is schema-qualified and reads back
+ * under the rollback's search_path.  Returns the GUC nest level for
+ * cj_path_end; an error unwinds it with the (sub)transaction.
+ */
+static int
+cj_path_begin(void)
+{
+	int			nest = NewGUCNestLevel();
+
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	return nest;
+}
+
+static void
+cj_path_end(int nest)
+{
+	AtEOXact_GUC(false, nest);
+}
+
+/*
  * The jsonb object of a shape's columns for the row in slot (all attributes
  * already deformed): the image decoded by rollback_image.c.
  */
-Jsonb *
-capture_json_build(CaptureJsonShape *shape, TupleTableSlot *slot)
+static Jsonb *
+cj_build_fixed(CaptureJsonShape *shape, TupleTableSlot *slot)
 {
 	BkperfSettings saved;
 	Jsonb	   *volatile res = NULL;
 
-	if (!shape->fixed)
-		return shape->nested ? cj_build_pushed(shape, slot) :
-			cj_build_flat(shape, slot);
 	bkperf_settings_fix(&saved, true);
 	PG_TRY();
 	{
@@ -693,24 +750,32 @@ capture_json_build(CaptureJsonShape *shape, TupleTableSlot *slot)
 	return res;
 }
 
+Jsonb *
+capture_json_build(CaptureJsonShape *shape, TupleTableSlot *slot)
+{
+	Jsonb	   *res;
+	int			nest;
+
+	if (!shape->fixed)
+		return shape->nested ? cj_build_pushed(shape, slot) :
+			cj_build_flat(shape, slot);
+	if (!shape->catalog_names)
+		return cj_build_fixed(shape, slot);
+	nest = cj_path_begin();
+	res = cj_build_fixed(shape, slot);
+	cj_path_end(nest);
+	return res;
+}
+
 /*
- * The text form of a non-null value of type t: its output under fixed
- * settings, floats shortest-exact, money as its amount.  Never depends on
- * the session's settings.
+ * The output of a value of type t under the fixed settings.
  */
 static char *
-cj_text(CaptureJsonType *t, Datum value)
+cj_output_fixed(CaptureJsonType *t, Datum value)
 {
 	BkperfSettings saved;
 	char	   *volatile str = NULL;
 
-	if (t->kind == CJ_FLOAT)
-		return cj_float_text(t, value);
-	if (t->kind == CJ_MONEY)
-		return DatumGetCString(DirectFunctionCall1(numeric_out,
-												   NumericGetDatum(int64_div_fast_to_numeric(DatumGetCash(value), 2))));
-	if (!cj_needs_fixed(t))
-		return OutputFunctionCall(&t->outfn, value);
 	bkperf_settings_fix(&saved, true);
 	PG_TRY();
 	{
@@ -721,6 +786,32 @@ cj_text(CaptureJsonType *t, Datum value)
 		bkperf_settings_restore(&saved);
 	}
 	PG_END_TRY();
+	return str;
+}
+
+/*
+ * The text form of a non-null value of type t: its output under fixed
+ * settings, floats shortest-exact, money as its amount.  Never depends on
+ * the session's settings.
+ */
+static char *
+cj_text(CaptureJsonType *t, Datum value)
+{
+	char	   *str;
+	int			nest;
+
+	if (t->kind == CJ_FLOAT)
+		return cj_float_text(t, value);
+	if (t->kind == CJ_MONEY)
+		return DatumGetCString(DirectFunctionCall1(numeric_out,
+												   NumericGetDatum(int64_div_fast_to_numeric(DatumGetCash(value), 2))));
+	if (!cj_needs_fixed(t))
+		return OutputFunctionCall(&t->outfn, value);
+	if (!t->catalog_names)
+		return cj_output_fixed(t, value);
+	nest = cj_path_begin();
+	str = cj_output_fixed(t, value);
+	cj_path_end(nest);
 	return str;
 }
 

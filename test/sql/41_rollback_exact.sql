@@ -197,6 +197,32 @@ UPDATE ex.jb SET v = '1';
 SELECT status, rows_updated FROM bkperf.rollback_to_snapshot('j1', :s12);
 SELECT ex.diff(:s12, 'ex.jb', 'tenant', 'j1') AS differences;
 SELECT id, v, v IS NULL AS is_sql_null FROM ex.jb ORDER BY id;
+-- reg* values name schema objects: logged schema-qualified whatever the
+-- writer's search_path, so that they read back under the rollback's.
+CREATE SCHEMA exreg;
+CREATE TABLE exreg.thing (x int);
+CREATE TYPE exreg.mood AS ENUM ('calm');
+CREATE FUNCTION exreg.twice(int) RETURNS int LANGUAGE sql AS 'SELECT 2 * $1';
+CREATE TABLE ex.regs (tenant text, id int PRIMARY KEY, c regclass, t regtype, p regprocedure, ca regclass[]);
+SELECT bkperf.track_table('ex.regs', 'tenant');
+SET search_path = exreg, public;
+INSERT INTO ex.regs VALUES ('r1', 1, 'thing', 'mood', 'twice(int)', '{thing,pg_class}'),
+                           ('r1', 2, 'pg_class', 'int4', 'now()', '{}');
+RESET search_path;
+SELECT new_data->>'c' AS c, new_data->>'t' AS t, new_data->>'p' AS p, new_data->'ca' AS ca
+  FROM bkperf.backup_transaction_logs
+ WHERE table_id = (SELECT table_id FROM bkperf.tracked_tables WHERE relid = 'ex.regs'::regclass)
+ ORDER BY log_id;
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT bkperf.create_snapshot('r1') AS s17 \gset
+INSERT INTO ex.copies SELECT :s17, 'ex.regs', r FROM ex.rows_text('ex.regs', 'tenant', 'r1') r;
+COMMIT;
+SET search_path = exreg, public;
+UPDATE ex.regs SET c = 'pg_type', t = 'text', p = 'abs(int)', ca = '{pg_type}';
+DELETE FROM ex.regs WHERE id = 2;
+RESET search_path;
+SELECT status, rows_updated, rows_inserted FROM bkperf.rollback_to_snapshot('r1', :s17);
+SELECT ex.diff(:s17, 'ex.regs', 'tenant', 'r1') AS differences;
 
 -- 5. Partitions: only roots are tracked.
 CREATE TABLE ex.part (tenant text, id int, PRIMARY KEY (tenant, id)) PARTITION BY LIST (tenant);
@@ -453,6 +479,7 @@ SELECT status, rows_updated FROM bkperf.rollback_to_snapshot('d1', :s9, false, '
 RESET client_min_messages;
 DROP SCHEMA ex CASCADE;
 DROP SCHEMA ex2 CASCADE;
+DROP SCHEMA exreg CASCADE;
 DROP OWNED BY ex_other, ex_owner;
 DROP ROLE ex_other;
 DROP ROLE ex_owner;
