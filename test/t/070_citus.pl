@@ -128,6 +128,12 @@ is($coord->safe_psql('postgres', q{
              WHERE table_name = 'public.orders' GROUP BY 1, 2) x}),
     join(', ', map { "$_ DELETE 1, $_ INSERT 10, $_ UPDATE 4" } qw(a b c d)),
     'the coordinator sees every change, under the table name');
+# Tracking it again finds its capture triggers complete (ENABLE ALWAYS on
+# the coordinator's table): its log floor is kept.
+my $floor = q{SELECT tracked_at FROM bkperf.tracked_tables WHERE table_name = 'public.orders'};
+my $floor_before = $coord->safe_psql('postgres', $floor);
+$coord->safe_psql('postgres', q{SELECT bkperf.track_table('orders', 'tenant')});
+is($coord->safe_psql('postgres', $floor), $floor_before, 're-tracking a distributed table keeps its log floor');
 is($coord->safe_psql('postgres', q{
     SELECT count(*) = count(DISTINCT log_id) AND bool_and(table_id = (SELECT table_id FROM bkperf.tracked_tables))
       FROM bkperf.backup_transaction_logs}), 't', 'log ids unique cluster-wide, table_id logged');
