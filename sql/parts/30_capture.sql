@@ -333,6 +333,17 @@ BEGIN
                 VALUES (v_t.table_id, v_mark, 'add', r.name, r.missing,
                         r.atthasmissing OR NOT r.atthasdef);
             ELSIF r.was OPERATOR(pg_catalog.<>) r.name THEN
+                -- On Citus each worker draws log ids from its own range, so
+                -- no mark drawn here tells which images predate the rename
+                -- (swapped names would be read back swapped): refused.
+                IF pg_catalog.to_regprocedure('@extschema@.citus_is_citus_table(pg_catalog.regclass)') IS NOT NULL THEN
+                    IF @extschema@.citus_is_citus_table(rel) THEN
+                        RAISE EXCEPTION 'cannot rename column "%" of tracked Citus table %', r.was, rel
+                              USING ERRCODE = 'feature_not_supported',
+                                    DETAIL = 'The change log cannot tell which of the workers'' row images predate the rename.',
+                                    HINT = 'Untrack the table (bkperf.untrack_table), rename the column, and track it again.';
+                    END IF;
+                END IF;
                 INSERT INTO @extschema@.tracked_column_changes
                        (table_id, log_mark, change, old_name, new_name)
                 VALUES (v_t.table_id, v_mark, 'rename', r.was, r.name);

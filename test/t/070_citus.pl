@@ -134,6 +134,12 @@ my $floor = q{SELECT tracked_at FROM bkperf.tracked_tables WHERE table_name = 'p
 my $floor_before = $coord->safe_psql('postgres', $floor);
 $coord->safe_psql('postgres', q{SELECT bkperf.track_table('orders', 'tenant')});
 is($coord->safe_psql('postgres', $floor), $floor_before, 're-tracking a distributed table keeps its log floor');
+# A column rename could not be mapped onto the workers' images: refused.
+like(fails($coord, q{ALTER TABLE orders RENAME COLUMN note TO remark}),
+    qr/ERROR:  0A000: cannot rename column "note" of tracked Citus table public\.orders/,
+    'renaming a column of a tracked distributed table is refused (0A000)');
+is($coord->safe_psql('postgres', q{SELECT count(*) FROM pg_attribute WHERE attrelid = 'orders'::regclass AND attname = 'note'}),
+    '1', 'and the column keeps its name');
 is($coord->safe_psql('postgres', q{
     SELECT count(*) = count(DISTINCT log_id) AND bool_and(table_id = (SELECT table_id FROM bkperf.tracked_tables))
       FROM bkperf.backup_transaction_logs}), 't', 'log ids unique cluster-wide, table_id logged');
