@@ -48,6 +48,7 @@ extern void bkperf_spi_exec(const char *sql, int nargs, Oid *types,
 							Datum *values, const char *nulls, int expect);
 extern int64 bkperf_spi_int64(int col);
 extern char *bkperf_eq_operator(Oid typid);
+extern char *bkperf_operator_sql(Oid opno);
 
 /* capture_track.c: the tracked tables, under their identity. */
 typedef struct BkperfTracked
@@ -130,6 +131,21 @@ typedef struct BkperfRbTable
 	int64		updated;
 	int64		inserted;
 } BkperfRbTable;
+
+/*
+ * rollback_unique.c: a deferrable unique, primary-key or exclusion
+ * constraint of a table the rollback restores rows into, as a query
+ * counting the restored rows that conflict with another row ($1: the
+ * table's plan key; aliases k, t as in key_join).
+ */
+typedef struct BkperfRbUniqueCheck
+{
+	char	   *name;			/* constraint name */
+	bool		exclusion;
+	char	   *sql;
+} BkperfRbUniqueCheck;
+
+extern List *bkperf_rb_unique_checks(BkperfRbTable *t);
 
 /* rollback_apply.c: the statements of one table, as its owner. */
 extern void bkperf_rb_apply_upsert(BkperfRbTable *t, const char *tenant);

@@ -25,12 +25,14 @@
  *	3. order: the foreign-key order of the changed tables (fkorder.c), kept
  *	   in memory and recorded in backup_fk_constraints_cache;
  *	4. apply, in an internal subtransaction (rollback_apply.c, each table's
- *	   statements as its owner): per table one upsert of the target images,
- *	   parents first, then one DELETE of the keys absent at the target,
- *	   children first.  Upserting first lets a child row go back to its old
- *	   parent before the new parent is deleted.  A dry run rolls the
- *	   subtransaction back; a failure rolls it back too and is recorded in
- *	   the history with its error.
+ *	   statements as its owner, with no trigger but the capture's): per
+ *	   table one DELETE of the keys absent at the target, children first,
+ *	   then one upsert of the target images, parents first, and the checks
+ *	   of the foreign keys (rollback_fk.c) and deferrable unique and
+ *	   exclusion constraints (rollback_unique.c) that no trigger enforced.
+ *	   Deleting first frees the unique values a restored row takes back.
+ *	   A dry run rolls the subtransaction back; a failure rolls it back too
+ *	   and is recorded in the history with its error.
  *
  * Every statement goes through the capture triggers, so a rollback is
  * itself logged and can be rolled back.
@@ -715,10 +717,13 @@ rb_ordered(RbRun *run, bool reverse, int *n)
  */
 
 /*
- * The apply phase: upserts parents first, deletes children first, then the
- * set-based checks of the foreign keys the apply does not keep by
- * construction (rollback_fk.c).  Each table's statements read its rows of
- * the plan, and only its own.
+ * The apply phase: the deletes (children first), then the upserts (parents
+ * first), then the set-based checks of the foreign keys the apply does not
+ * keep by construction (rollback_fk.c).  No foreign-key trigger fires in
+ * the apply's replica mode, so the order serves unique constraints: a
+ * value that a row written after the target holds is free again before
+ * the row that held it at the target is restored.  Each table's statements
+ * read its rows of the plan, and only its own.
  */
 static void
 rb_apply(RbRun *run)
@@ -729,17 +734,17 @@ rb_apply(RbRun *run)
 
 	for (int k = 0; k < n; k++)
 	{
-		BkperfRbTable *t = &run->tables[parents_first[k]];
-
-		bkperf_rb_plan_set_active(run->plan, parents_first[k], t->owner);
-		bkperf_rb_apply_upsert(t, run->target->tenant);
-	}
-	for (int k = 0; k < n; k++)
-	{
 		BkperfRbTable *t = &run->tables[children_first[k]];
 
 		bkperf_rb_plan_set_active(run->plan, children_first[k], t->owner);
 		bkperf_rb_apply_delete(t, run->target->tenant);
+	}
+	for (int k = 0; k < n; k++)
+	{
+		BkperfRbTable *t = &run->tables[parents_first[k]];
+
+		bkperf_rb_plan_set_active(run->plan, parents_first[k], t->owner);
+		bkperf_rb_apply_upsert(t, run->target->tenant);
 	}
 	bkperf_rb_plan_set_active(run->plan, -1, InvalidOid);
 	bkperf_rb_fk_run(run->fk_checks, run->tables, run->plan);

@@ -156,7 +156,8 @@ ra_check_key_owner(BkperfRbTable *t, const char *tenant)
 /*
  * Upsert the target images of table t's keys present at the target.
  * Identical rows are left alone; rows of another tenant are not touched
- * (and make the rollback fail).
+ * (and make the rollback fail).  Then the table's deferrable unique and
+ * exclusion constraints are checked (rollback_unique.c).
  */
 void
 bkperf_rb_apply_upsert(BkperfRbTable *t, const char *tenant)
@@ -164,9 +165,12 @@ bkperf_rb_apply_upsert(BkperfRbTable *t, const char *tenant)
 	Oid			types[2] = {TEXTOID, TEXTOID};
 	Datum		values[2] = {CStringGetTextDatum(t->key), CStringGetTextDatum(tenant)};
 	char	   *conflict;
+	List	   *checks;
+	ListCell   *lc;
 
 	if (t->planned_present == 0)
 		return;
+	checks = bkperf_rb_unique_checks(t);
 	conflict = t->sets == NULL ? pstrdup("DO NOTHING") :
 		psprintf("DO UPDATE SET %s WHERE bkperf.tenant_text(t.%s) OPERATOR(pg_catalog.=) $2"
 				 " AND t.* OPERATOR(pg_catalog.*<>) EXCLUDED.*",
@@ -209,6 +213,22 @@ bkperf_rb_apply_upsert(BkperfRbTable *t, const char *tenant)
 	}
 	if (t->inserted + t->updated < t->planned_present)
 		ra_check_key_owner(t, tenant);
+	/* Deferrable constraints, whose recheck trigger did not fire. */
+	foreach(lc, checks)
+	{
+		BkperfRbUniqueCheck *chk = lfirst(lc);
+		int64		n;
+
+		ra_exec_as_owner(t, chk->sql, 1, types, values);
+		n = bkperf_spi_int64(1);
+		if (n > 0)
+			ereport(ERROR,
+					(errcode(chk->exclusion ? ERRCODE_EXCLUSION_VIOLATION : ERRCODE_UNIQUE_VIOLATION),
+					 errmsg_plural("rollback would violate constraint \"%s\" of table %s with %lld restored row",
+								   "rollback would violate constraint \"%s\" of table %s with %lld restored rows",
+								   n, chk->name, t->qname, (long long) n),
+					 errdetail("Rows written after the rollback target conflict with rows the rollback restores.")));
+	}
 }
 
 /*

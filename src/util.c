@@ -184,9 +184,6 @@ char *
 bkperf_eq_operator(Oid typid)
 {
 	TypeCacheEntry *tc = lookup_type_cache(typid, TYPECACHE_EQ_OPR);
-	HeapTuple	tup;
-	Form_pg_operator op;
-	char	   *result;
 
 	if (!OidIsValid(tc->eq_opr))
 		ereport(ERROR,
@@ -194,9 +191,22 @@ bkperf_eq_operator(Oid typid)
 				 errmsg("could not identify an equality operator for type %s",
 						format_type_be(typid)),
 				 errdetail("A rollback matches rows by their key columns.")));
-	tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(tc->eq_opr));
+	return bkperf_operator_sql(tc->eq_opr);
+}
+
+/*
+ * Operator opno as OPERATOR(schema.name), for generated SQL.
+ */
+char *
+bkperf_operator_sql(Oid opno)
+{
+	HeapTuple	tup;
+	Form_pg_operator op;
+	char	   *result;
+
+	tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(opno));
 	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for operator %u", tc->eq_opr);
+		elog(ERROR, "cache lookup failed for operator %u", opno);
 	op = (Form_pg_operator) GETSTRUCT(tup);
 	result = psprintf("OPERATOR(%s.%s)",
 					  quote_identifier(get_namespace_name(op->oprnamespace)),
