@@ -125,6 +125,7 @@ typedef struct BkperfRbTable
 	char	   *cols;			/* insertable columns */
 	char	   *rcols;			/* the same, prefixed r. */
 	char	   *sets;			/* non-key col = EXCLUDED.col, or NULL */
+	char	   *same_row;		/* ROW(t.cols) *= ROW(k.cols): a row as restored */
 	int64		planned_present;	/* net keys present at the target */
 	int64		planned_absent; /* net keys absent at the target */
 	int64		deleted;

@@ -138,7 +138,9 @@ rb_table_sql(BkperfRbTable *t, const BkperfTracked *tr, bool **is_key)
 				rcols,
 				sets,
 				keys,
-				join;
+				join,
+				tcols,
+				kcols;
 
 	t->owner = rel->rd_rel->relowner;
 	t->partitioned = rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE;
@@ -152,6 +154,8 @@ rb_table_sql(BkperfRbTable *t, const BkperfTracked *tr, bool **is_key)
 	initStringInfo(&sets);
 	initStringInfo(&keys);
 	initStringInfo(&join);
+	initStringInfo(&tcols);
+	initStringInfo(&kcols);
 	for (int i = 0; i < desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
@@ -165,6 +169,8 @@ rb_table_sql(BkperfRbTable *t, const BkperfTracked *tr, bool **is_key)
 		(*is_key)[i] = key;
 		appendStringInfo(&cols, "%s%s", cols.len ? ", " : "", q);
 		appendStringInfo(&rcols, "%sr.%s", rcols.len ? ", " : "", q);
+		appendStringInfo(&tcols, "%st.%s", tcols.len ? ", " : "", q);
+		appendStringInfo(&kcols, "%sk.%s", kcols.len ? ", " : "", q);
 		if (!key)
 			appendStringInfo(&sets, "%s%s = EXCLUDED.%s", sets.len ? ", " : "", q, q);
 		else
@@ -185,6 +191,8 @@ rb_table_sql(BkperfRbTable *t, const BkperfTracked *tr, bool **is_key)
 	t->sets = sets.len ? sets.data : NULL;
 	t->key_list = keys.data;
 	t->key_join = join.data;
+	t->same_row = psprintf("ROW(%s)::pg_catalog.record OPERATOR(pg_catalog.*=) ROW(%s)::pg_catalog.record",
+						   tcols.data, kcols.data);
 }
 
 /*

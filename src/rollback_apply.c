@@ -110,6 +110,45 @@ bkperf_rb_check_owner_triggers(BkperfRbTable *t)
 }
 
 /*
+ * Does t (or a partition of it) have a trigger of its own that fires in
+ * the apply's replica mode (ENABLE ALWAYS)?  Such a trigger could change,
+ * skip or keep the rows the rollback writes.
+ */
+static bool
+ra_always_triggers(BkperfRbTable *t)
+{
+	Oid			types[1] = {OIDOID};
+	Datum		values[1] = {ObjectIdGetDatum(t->relid)};
+
+	/* Result: how many. */
+	bkperf_spi_exec("SELECT pg_catalog.count(*) FROM pg_catalog.pg_trigger g"
+					" WHERE (g.tgrelid OPERATOR(pg_catalog.=) $1"
+					"        OR g.tgrelid IN (SELECT p.relid FROM pg_catalog.pg_partition_tree($1) p))"
+					"   AND g.tgenabled OPERATOR(pg_catalog.=) 'A' AND NOT g.tgisinternal"
+					"   AND g.tgname OPERATOR(pg_catalog.<>) ALL ('{bkperf_capture_insert,bkperf_capture_update,"
+					"bkperf_capture_delete,bkperf_capture_truncate}'::pg_catalog.name[])",
+					1, types, values, NULL, SPI_OK_SELECT);
+	return bkperf_spi_int64(1) > 0;
+}
+
+/*
+ * After a statement of t, when t has triggers that fire in the apply: fail
+ * if they made the rows differ from what the rollback wrote.  n is the
+ * count of such rows, what says what happened to them.
+ */
+static void
+ra_triggers_changed(BkperfRbTable *t, int64 n, const char *what)
+{
+	if (n > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_TRIGGERED_DATA_CHANGE_VIOLATION),
+				 errmsg("an ENABLE ALWAYS trigger of table %s %s %lld row(s) of the rollback",
+						t->qname, what, (long long) n),
+				 errdetail("Triggers enabled ALWAYS fire during a rollback; the table would not be as the target saw it."),
+				 errhint("Make the trigger ENABLE (not ALWAYS), have it leave rows alone when session_replication_role is replica, or leave the table out with an explicit table list.")));
+}
+
+/*
  * Run one statement returning one row of counts as t's owner.
  */
 static void
@@ -213,6 +252,16 @@ bkperf_rb_apply_upsert(BkperfRbTable *t, const char *tenant)
 	}
 	if (t->inserted + t->updated < t->planned_present)
 		ra_check_key_owner(t, tenant);
+	/* Rows as restored: no trigger changed or skipped one (result: how many did). */
+	if (ra_always_triggers(t))
+	{
+		ra_exec_as_owner(t, psprintf("SELECT pg_catalog.count(*) FROM bkperf.rollback_plan_rows($1, true, NULL::%s) k"
+									 " LEFT JOIN %s t ON %s"
+									 " WHERE t.%s IS NULL OR NOT %s",
+									 t->qname, t->qname, t->key_join, t->tenant_col, t->same_row),
+						 1, types, values);
+		ra_triggers_changed(t, bkperf_spi_int64(1), "changed or skipped");
+	}
 	/* Deferrable constraints, whose recheck trigger did not fire. */
 	foreach(lc, checks)
 	{
@@ -251,4 +300,13 @@ bkperf_rb_apply_delete(BkperfRbTable *t, const char *tenant)
 								 t->qname, t->qname, t->key_join, t->tenant_col),
 					 2, types, values);
 	t->deleted = bkperf_spi_int64(1);
+	/* No trigger kept a row the rollback deleted (result: how many it kept). */
+	if (ra_always_triggers(t))
+	{
+		ra_exec_as_owner(t, psprintf("SELECT pg_catalog.count(*) FROM bkperf.rollback_plan_rows($1, false, NULL::%s) k"
+									 " JOIN %s t ON %s WHERE bkperf.tenant_text(t.%s) OPERATOR(pg_catalog.=) $2",
+									 t->qname, t->qname, t->key_join, t->tenant_col),
+						 2, types, values);
+		ra_triggers_changed(t, bkperf_spi_int64(1), "kept");
+	}
 }

@@ -464,6 +464,42 @@ SELECT bkperf.restoring() AS restoring_as_pg_restore;
 RESET check_function_bodies;
 RESET row_security;
 
+-- A trigger enabled ALWAYS fires during the apply: one that leaves rows
+-- alone is fine; one that changes, skips or keeps a row the rollback
+-- writes fails the rollback (27000) instead of completing inexactly.
+CREATE TABLE ex.stampy (tenant text, id int PRIMARY KEY, v int, stamp int DEFAULT 0);
+CREATE FUNCTION ex.stampy_check() RETURNS trigger LANGUAGE plpgsql AS
+    $$BEGIN IF NEW.v < 0 THEN RAISE 'negative'; END IF; RETURN NEW; END$$;
+CREATE TRIGGER stampy_check BEFORE INSERT OR UPDATE ON ex.stampy FOR EACH ROW EXECUTE FUNCTION ex.stampy_check();
+ALTER TABLE ex.stampy ENABLE ALWAYS TRIGGER stampy_check;
+SELECT bkperf.track_table('ex.stampy', 'tenant');
+INSERT INTO ex.stampy VALUES ('sy', 1, 1);
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT bkperf.create_snapshot('sy') AS s23 \gset
+INSERT INTO ex.copies SELECT :s23, 'ex.stampy', r FROM ex.rows_text('ex.stampy', 'tenant', 'sy') r;
+COMMIT;
+UPDATE ex.stampy SET v = 2;
+INSERT INTO ex.stampy VALUES ('sy', 2, 5);
+SELECT status FROM bkperf.rollback_to_snapshot('sy', :s23);
+SELECT ex.diff(:s23, 'ex.stampy', 'tenant', 'sy') AS differences;
+CREATE FUNCTION ex.stampy_bump() RETURNS trigger LANGUAGE plpgsql AS
+    $$BEGIN NEW.stamp := NEW.stamp + 1; RETURN NEW; END$$;
+CREATE TRIGGER stampy_bump BEFORE UPDATE ON ex.stampy FOR EACH ROW EXECUTE FUNCTION ex.stampy_bump();
+ALTER TABLE ex.stampy ENABLE ALWAYS TRIGGER stampy_bump;
+UPDATE ex.stampy SET v = 3;
+SELECT status FROM bkperf.rollback_to_snapshot('sy', :s23);
+SELECT error_sqlstate FROM bkperf.backup_pitr_rollback_history ORDER BY rollback_id DESC LIMIT 1;
+ALTER TABLE ex.stampy ENABLE TRIGGER stampy_bump;   -- not in replica mode: the rollback is exact
+CREATE FUNCTION ex.stampy_keep() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NULL; END$$;
+CREATE TRIGGER stampy_keep BEFORE DELETE ON ex.stampy FOR EACH ROW EXECUTE FUNCTION ex.stampy_keep();
+ALTER TABLE ex.stampy ENABLE ALWAYS TRIGGER stampy_keep;
+INSERT INTO ex.stampy VALUES ('sy', 3, 7);
+SELECT status FROM bkperf.rollback_to_snapshot('sy', :s23);
+SELECT error_sqlstate FROM bkperf.backup_pitr_rollback_history ORDER BY rollback_id DESC LIMIT 1;
+ALTER TABLE ex.stampy DISABLE TRIGGER stampy_keep;
+SELECT status FROM bkperf.rollback_to_snapshot('sy', :s23);
+SELECT ex.diff(:s23, 'ex.stampy', 'tenant', 'sy') AS differences;
+
 -- Unique and exclusion constraints.  The apply deletes before it upserts,
 -- so a value that a row written after the target took is free again for
 -- the row that held it at the target.
