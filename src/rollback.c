@@ -613,6 +613,30 @@ rb_check_untracked_cascades(RbRun *run)
 }
 
 /*
+ * Refuse a table in table inheritance (not partitioning), tracked before
+ * track_table refused it: its statements would reach rows of other tables.
+ */
+static void
+rb_check_inheritance(BkperfRbTable *t)
+{
+	Oid			types[1] = {OIDOID};
+	Datum		values[1] = {ObjectIdGetDatum(t->relid)};
+
+	/* Result: inheritance links of t that are not partitions. */
+	bkperf_spi_exec("SELECT pg_catalog.count(*) FROM pg_catalog.pg_inherits i"
+					"  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid"
+					" WHERE (i.inhparent OPERATOR(pg_catalog.=) $1 OR i.inhrelid OPERATOR(pg_catalog.=) $1)"
+					"   AND NOT c.relispartition",
+					1, types, values, NULL, SPI_OK_SELECT);
+	if (bkperf_spi_int64(1) > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot roll back table %s: it uses table inheritance", t->qname),
+				 errdetail("Statements on an inheritance parent change rows that live in its children, which its key does not cover."),
+				 errhint("Leave the table out with an explicit table list.")));
+}
+
+/*
  * Refuse when the rollback's own changes of table t would not be logged:
  * the apply runs in replica mode, where only ENABLE ALWAYS capture triggers
  * fire (track_table makes them so; a trigger disabled or changed by hand
@@ -673,6 +697,7 @@ rb_order(RbRun *run)
 			continue;
 		bkperf_rb_check_owner_triggers(&run->tables[i]);
 		rb_check_capture(&run->tables[i]);
+		rb_check_inheritance(&run->tables[i]);
 		values[2] = CStringGetTextDatum(run->tables[i].qname);
 		values[3] = Int32GetDatum(ft->level);
 		values[4] = Int32GetDatum(ft->cycle_group);

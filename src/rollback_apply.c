@@ -292,12 +292,13 @@ bkperf_rb_apply_delete(BkperfRbTable *t, const char *tenant)
 	if (t->planned_absent == 0)
 		return;
 	/* Result: rows deleted. */
-	ra_exec_as_owner(t, psprintf("WITH d AS (DELETE FROM %s t"
+	ra_exec_as_owner(t, psprintf("WITH d AS (DELETE FROM %s%s t"
 								 " USING bkperf.rollback_plan_rows($1, false, NULL::%s) k"
 								 " WHERE %s AND bkperf.tenant_text(t.%s) OPERATOR(pg_catalog.=) $2"
 								 " RETURNING 1)"
 								 " SELECT pg_catalog.count(*) FROM d",
-								 t->qname, t->qname, t->key_join, t->tenant_col),
+								 t->partitioned ? "" : "ONLY ", t->qname, t->qname,
+								 t->key_join, t->tenant_col),
 					 2, types, values);
 	t->deleted = bkperf_spi_int64(1);
 	/* No trigger kept a row the rollback deleted (result: how many it kept). */

@@ -97,6 +97,14 @@ BEGIN
                                              (SELECT x.relid FROM pg_catalog.pg_partition_ancestors(rel) WITH ORDINALITY x(relid, o)
                                                ORDER BY x.o DESC LIMIT 1));
     END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i
+                 JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+                WHERE (i.inhparent = rel OR i.inhrelid = rel) AND NOT c.relispartition) THEN
+        RAISE EXCEPTION 'cannot track table %: it uses table inheritance', rel
+              USING ERRCODE = 'feature_not_supported',
+                    DETAIL = 'Statements on an inheritance parent change rows that live in its children, which its key does not cover.',
+                    HINT = 'Use declarative partitioning (track the partition root), or track tables without inheritance parents or children.';
+    END IF;
     IF capture NOT IN ('full', 'undo') THEN
         RAISE EXCEPTION 'invalid capture mode "%"', capture
               USING ERRCODE = 'invalid_parameter_value',
@@ -449,6 +457,23 @@ BEGIN
               USING ERRCODE = 'feature_not_supported',
                     DETAIL = 'Changes made through the partitioned parent would not be captured.',
                     HINT = pg_catalog.format('Track %s first (bkperf.track_table), or untrack %s.', v_root, v_rel);
+    END IF;
+    -- Table inheritance (not partitioning) that this command set up around
+    -- a tracked table.
+    SELECT t.relid INTO v_rel
+      FROM @extschema@.tracked_tables t
+      JOIN pg_catalog.pg_inherits i
+        ON i.inhparent OPERATOR(pg_catalog.=) t.relid OR i.inhrelid OPERATOR(pg_catalog.=) t.relid
+      JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid AND NOT c.relispartition
+     WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger_ddl_commands() d
+                    WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                      AND (d.objid OPERATOR(pg_catalog.=) i.inhrelid OR d.objid OPERATOR(pg_catalog.=) i.inhparent))
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'tracked table % cannot take part in table inheritance', v_rel
+              USING ERRCODE = 'feature_not_supported',
+                    DETAIL = 'Statements on an inheritance parent change rows that live in its children, which its key does not cover.',
+                    HINT = 'Untrack it first (bkperf.untrack_table), or use declarative partitioning.';
     END IF;
 
     -- One UPDATE per renamed table (Citus cannot join a reference table
