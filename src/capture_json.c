@@ -32,8 +32,8 @@
  *							  geometry, ranges, multiranges, uuid, inet, ...;
  *							  the reg* types that name schema objects
  *							  (regclass, regtype, regproc, ...), and
- *							  composites, with search_path = pg_catalog, so
- *							  every name outside pg_catalog is
+ *							  composites, with search_path = pg_catalog,
+ *							  pg_temp, so every name outside pg_catalog is
  *							  schema-qualified, whatever the writer's path
  *
  * Type information is looked up once per column (capture_json_columns, kept
@@ -704,11 +704,11 @@ cj_build_flat(CaptureJsonShape *shape, TupleTableSlot *slot)
 }
 
 /*
- * Pin search_path to pg_catalog, pg_temp (the rollback's path) while
- * values that name schema objects are output, so
- * that each name outside pg_catalog is schema-qualified and reads back
- * under the rollback's search_path.  Returns the GUC nest level for
- * cj_path_end; an error unwinds it with the (sub)transaction.
+ * Pin search_path to pg_catalog, pg_temp (the rollback's path) while values
+ * that name schema objects are output, so that each name outside
+ * pg_catalog is schema-qualified and reads back under the rollback's
+ * search_path.  Returns the GUC nest level for cj_path_end; an error
+ * unwinds it with the (sub)transaction.
  */
 static int
 cj_path_begin(void)

@@ -750,9 +750,49 @@ rb_ordered(RbRun *run, bool reverse, int *n)
  */
 
 /*
+ * With ENABLE ALWAYS triggers in scope: every change this transaction
+ * logged since mark must be one of the apply's own statements' rows.  A
+ * trigger that wrote a tracked table (in the scope or not, any tenant)
+ * would leave it unlike the target, and is refused.
+ */
+static void
+rb_check_trigger_writes(RbRun *run, int n, const int *idx, int64 mark)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(mark)};
+	int64		own = 0,
+				logged;
+
+	for (int k = 0; k < n; k++)
+	{
+		BkperfRbTable *t = &run->tables[idx[k]];
+
+		own += t->deleted + t->inserted + t->updated;
+	}
+	/* Result: log rows of this transaction after mark (today's partition). */
+	bkperf_spi_exec("SELECT pg_catalog.count(*) FROM bkperf.backup_transaction_logs l"
+					" WHERE l.changed_at OPERATOR(pg_catalog.=) pg_catalog.now()"
+					"   AND l.txid OPERATOR(pg_catalog.=) pg_catalog.pg_current_xact_id()"
+					"   AND l.log_id OPERATOR(pg_catalog.>) $1",
+					1, types, values, NULL, SPI_OK_SELECT);
+	logged = bkperf_spi_int64(1);
+	if (logged != own)
+		ereport(ERROR,
+				(errcode(ERRCODE_TRIGGERED_DATA_CHANGE_VIOLATION),
+				 errmsg("ENABLE ALWAYS triggers wrote %lld change(s) to tracked tables during the rollback",
+						(long long) (logged - own)),
+				 errdetail("The rollback wrote %lld row(s); %lld change(s) were logged while it applied them.",
+						   (long long) own, (long long) logged),
+				 errhint("Make the triggers ENABLE (not ALWAYS), have them do nothing when session_replication_role is replica, or leave their tables out with an explicit table list.")));
+}
+
+/*
  * The apply phase: the deletes (children first), then the upserts (parents
- * first), then the set-based checks of the foreign keys the apply does not
- * keep by construction (rollback_fk.c).  No foreign-key trigger fires in
+ * first), then the checks of what no trigger enforced in replica mode: each
+ * table's rows when ENABLE ALWAYS triggers may have written them, its
+ * deferrable unique and exclusion constraints (rollback_apply.c), and the
+ * foreign keys the apply does not keep by construction (rollback_fk.c),
+ * all set-based.  No foreign-key trigger fires in
  * the apply's replica mode, so the order serves unique constraints: a
  * value that a row written after the target holds is free again before
  * the row that held it at the target is restored.  Each table's statements
@@ -764,7 +804,18 @@ rb_apply(RbRun *run)
 	int			n;
 	int		   *parents_first = rb_ordered(run, false, &n);
 	int		   *children_first = rb_ordered(run, true, &n);
+	bool		triggers = false;
+	int64		mark = 0;
 
+	for (int k = 0; k < n && !triggers; k++)
+		triggers = bkperf_rb_has_always_triggers(&run->tables[parents_first[k]]);
+	if (triggers)
+	{
+		/* Result: a log_id below every change logged from here on. */
+		bkperf_spi_exec("SELECT pg_catalog.nextval('bkperf.backup_transaction_logs_log_id_seq')",
+						0, NULL, NULL, NULL, SPI_OK_SELECT);
+		mark = bkperf_spi_int64(1);
+	}
 	for (int k = 0; k < n; k++)
 	{
 		BkperfRbTable *t = &run->tables[children_first[k]];
@@ -778,6 +829,16 @@ rb_apply(RbRun *run)
 
 		bkperf_rb_plan_set_active(run->plan, parents_first[k], t->owner);
 		bkperf_rb_apply_upsert(t, run->target->tenant);
+	}
+	/* What no trigger enforced, once every table is written. */
+	if (triggers)
+		rb_check_trigger_writes(run, n, parents_first, mark);
+	for (int k = 0; k < n; k++)
+	{
+		BkperfRbTable *t = &run->tables[parents_first[k]];
+
+		bkperf_rb_plan_set_active(run->plan, parents_first[k], t->owner);
+		bkperf_rb_apply_verify(t, run->target->tenant, triggers);
 	}
 	bkperf_rb_plan_set_active(run->plan, -1, InvalidOid);
 	bkperf_rb_fk_run(run->fk_checks, run->tables, run->plan);

@@ -112,10 +112,10 @@ bkperf_rb_check_owner_triggers(BkperfRbTable *t)
 /*
  * Does t (or a partition of it) have a trigger of its own that fires in
  * the apply's replica mode (ENABLE ALWAYS)?  Such a trigger could change,
- * skip or keep the rows the rollback writes.
+ * skip or keep the rows the rollback writes, in t or in another table.
  */
-static bool
-ra_always_triggers(BkperfRbTable *t)
+bool
+bkperf_rb_has_always_triggers(BkperfRbTable *t)
 {
 	Oid			types[1] = {OIDOID};
 	Datum		values[1] = {ObjectIdGetDatum(t->relid)};
@@ -132,18 +132,20 @@ ra_always_triggers(BkperfRbTable *t)
 }
 
 /*
- * After a statement of t, when t has triggers that fire in the apply: fail
- * if they made the rows differ from what the rollback wrote.  n is the
- * count of such rows, what says what happened to them.
+ * Fail if triggers made t's rows differ from what the rollback wrote: n
+ * rows it restored (deleted: it deleted) are not as it left them.
  */
 static void
-ra_triggers_changed(BkperfRbTable *t, int64 n, const char *what)
+ra_triggers_changed(BkperfRbTable *t, int64 n, bool deleted)
 {
 	if (n > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_TRIGGERED_DATA_CHANGE_VIOLATION),
-				 errmsg("an ENABLE ALWAYS trigger of table %s %s %lld row(s) of the rollback",
-						t->qname, what, (long long) n),
+				 deleted ?
+				 errmsg("an ENABLE ALWAYS trigger kept or put back %lld row(s) the rollback deleted from table %s",
+						(long long) n, t->qname) :
+				 errmsg("an ENABLE ALWAYS trigger changed or skipped %lld row(s) the rollback restored in table %s",
+						(long long) n, t->qname),
 				 errdetail("Triggers enabled ALWAYS fire during a rollback; the table would not be as the target saw it."),
 				 errhint("Make the trigger ENABLE (not ALWAYS), have it leave rows alone when session_replication_role is replica, or leave the table out with an explicit table list.")));
 }
@@ -195,8 +197,7 @@ ra_check_key_owner(BkperfRbTable *t, const char *tenant)
 /*
  * Upsert the target images of table t's keys present at the target.
  * Identical rows are left alone; rows of another tenant are not touched
- * (and make the rollback fail).  Then the table's deferrable unique and
- * exclusion constraints are checked (rollback_unique.c).
+ * (and make the rollback fail).
  */
 void
 bkperf_rb_apply_upsert(BkperfRbTable *t, const char *tenant)
@@ -204,12 +205,9 @@ bkperf_rb_apply_upsert(BkperfRbTable *t, const char *tenant)
 	Oid			types[2] = {TEXTOID, TEXTOID};
 	Datum		values[2] = {CStringGetTextDatum(t->key), CStringGetTextDatum(tenant)};
 	char	   *conflict;
-	List	   *checks;
-	ListCell   *lc;
 
 	if (t->planned_present == 0)
 		return;
-	checks = bkperf_rb_unique_checks(t);
 	conflict = t->sets == NULL ? pstrdup("DO NOTHING") :
 		psprintf("DO UPDATE SET %s WHERE bkperf.tenant_text(t.%s) OPERATOR(pg_catalog.=) $2"
 				 " AND t.* OPERATOR(pg_catalog.*<>) EXCLUDED.*",
@@ -252,32 +250,6 @@ bkperf_rb_apply_upsert(BkperfRbTable *t, const char *tenant)
 	}
 	if (t->inserted + t->updated < t->planned_present)
 		ra_check_key_owner(t, tenant);
-	/* Rows as restored: no trigger changed or skipped one (result: how many did). */
-	if (ra_always_triggers(t))
-	{
-		ra_exec_as_owner(t, psprintf("SELECT pg_catalog.count(*) FROM bkperf.rollback_plan_rows($1, true, NULL::%s) k"
-									 " LEFT JOIN %s t ON %s"
-									 " WHERE t.%s IS NULL OR NOT %s",
-									 t->qname, t->qname, t->key_join, t->tenant_col, t->same_row),
-						 1, types, values);
-		ra_triggers_changed(t, bkperf_spi_int64(1), "changed or skipped");
-	}
-	/* Deferrable constraints, whose recheck trigger did not fire. */
-	foreach(lc, checks)
-	{
-		BkperfRbUniqueCheck *chk = lfirst(lc);
-		int64		n;
-
-		ra_exec_as_owner(t, chk->sql, 1, types, values);
-		n = bkperf_spi_int64(1);
-		if (n > 0)
-			ereport(ERROR,
-					(errcode(chk->exclusion ? ERRCODE_EXCLUSION_VIOLATION : ERRCODE_UNIQUE_VIOLATION),
-					 errmsg_plural("rollback would violate constraint \"%s\" of table %s with %lld restored row",
-								   "rollback would violate constraint \"%s\" of table %s with %lld restored rows",
-								   n, chk->name, t->qname, (long long) n),
-					 errdetail("Rows written after the rollback target conflict with rows the rollback restores.")));
-	}
 }
 
 /*
@@ -301,13 +273,57 @@ bkperf_rb_apply_delete(BkperfRbTable *t, const char *tenant)
 								 t->key_join, t->tenant_col),
 					 2, types, values);
 	t->deleted = bkperf_spi_int64(1);
-	/* No trigger kept a row the rollback deleted (result: how many it kept). */
-	if (ra_always_triggers(t))
+}
+
+/*
+ * After every statement of the apply: what no trigger enforced in replica
+ * mode.  When rows is set (some table in scope has ENABLE ALWAYS triggers,
+ * which may write any table), t's restored rows must equal their images
+ * and its deleted keys must be gone; and t's deferrable unique and
+ * exclusion constraints must hold for its restored rows
+ * (rollback_unique.c).
+ */
+void
+bkperf_rb_apply_verify(BkperfRbTable *t, const char *tenant, bool rows)
+{
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2] = {CStringGetTextDatum(t->key), CStringGetTextDatum(tenant)};
+	ListCell   *lc;
+
+	if (rows && t->planned_present > 0)
 	{
+		/* Result: restored rows that a trigger changed or removed. */
+		ra_exec_as_owner(t, psprintf("SELECT pg_catalog.count(*) FROM bkperf.rollback_plan_rows($1, true, NULL::%s) k"
+									 " LEFT JOIN %s t ON %s"
+									 " WHERE t.%s IS NULL OR NOT %s",
+									 t->qname, t->qname, t->key_join, t->tenant_col, t->same_row),
+						 1, types, values);
+		ra_triggers_changed(t, bkperf_spi_int64(1), false);
+	}
+	if (rows && t->planned_absent > 0)
+	{
+		/* Result: deleted keys of the tenant that are back. */
 		ra_exec_as_owner(t, psprintf("SELECT pg_catalog.count(*) FROM bkperf.rollback_plan_rows($1, false, NULL::%s) k"
 									 " JOIN %s t ON %s WHERE bkperf.tenant_text(t.%s) OPERATOR(pg_catalog.=) $2",
 									 t->qname, t->qname, t->key_join, t->tenant_col),
 						 2, types, values);
-		ra_triggers_changed(t, bkperf_spi_int64(1), "kept");
+		ra_triggers_changed(t, bkperf_spi_int64(1), true);
+	}
+	if (t->planned_present == 0)
+		return;
+	foreach(lc, bkperf_rb_unique_checks(t))
+	{
+		BkperfRbUniqueCheck *chk = lfirst(lc);
+		int64		n;
+
+		ra_exec_as_owner(t, chk->sql, 1, types, values);
+		n = bkperf_spi_int64(1);
+		if (n > 0)
+			ereport(ERROR,
+					(errcode(chk->exclusion ? ERRCODE_EXCLUSION_VIOLATION : ERRCODE_UNIQUE_VIOLATION),
+					 errmsg_plural("rollback would violate constraint \"%s\" of table %s with %lld restored row",
+								   "rollback would violate constraint \"%s\" of table %s with %lld restored rows",
+								   n, chk->name, t->qname, (long long) n),
+					 errdetail("Rows written after the rollback target conflict with rows the rollback restores.")));
 	}
 }

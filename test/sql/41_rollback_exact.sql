@@ -522,7 +522,19 @@ INSERT INTO ex.stampy VALUES ('sy', 3, 7);
 SELECT status FROM bkperf.rollback_to_snapshot('sy', :s23);
 SELECT error_sqlstate FROM bkperf.backup_pitr_rollback_history ORDER BY rollback_id DESC LIMIT 1;
 ALTER TABLE ex.stampy DISABLE TRIGGER stampy_keep;
-SELECT status FROM bkperf.rollback_to_snapshot('sy', :s23);
+-- One that writes another tracked table (here: a tenant's counter) would
+-- leave that table unlike the target: refused too.
+CREATE TABLE ex.stampy_count (tenant text PRIMARY KEY, n int);
+SELECT bkperf.track_table('ex.stampy_count', 'tenant');
+INSERT INTO ex.stampy_count VALUES ('sy', 0);
+CREATE FUNCTION ex.stampy_counter() RETURNS trigger LANGUAGE plpgsql AS
+    $$BEGIN UPDATE ex.stampy_count SET n = n + 1 WHERE tenant = NEW.tenant; RETURN NULL; END$$;
+CREATE TRIGGER stampy_counter AFTER INSERT OR UPDATE ON ex.stampy FOR EACH ROW EXECUTE FUNCTION ex.stampy_counter();
+ALTER TABLE ex.stampy ENABLE ALWAYS TRIGGER stampy_counter;
+SELECT status FROM bkperf.rollback_to_snapshot('sy', :s23, false, '{ex.stampy}');
+SELECT error_sqlstate, error_message FROM bkperf.backup_pitr_rollback_history ORDER BY rollback_id DESC LIMIT 1;
+ALTER TABLE ex.stampy DISABLE TRIGGER stampy_counter;
+SELECT status FROM bkperf.rollback_to_snapshot('sy', :s23, false, '{ex.stampy}');
 SELECT ex.diff(:s23, 'ex.stampy', 'tenant', 'sy') AS differences;
 
 -- Unique and exclusion constraints.  The apply deletes before it upserts,
