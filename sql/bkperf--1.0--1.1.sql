@@ -1096,6 +1096,134 @@ $$;
  * The work of track_table, run as the extension owner by the C entry point
  * once it has checked that the caller owns the table.  Not for PUBLIC.
  */
+-- Rows that join or leave a tracked table without passing through its
+-- capture triggers (attached, detached or dropped partitions) restart its
+-- change log (30_capture.sql).
+
+/*
+ * The change log of tracked table root no longer holds every change of it
+ * since tracked_at (why says what happened): it starts again now, so
+ * rollbacks to earlier targets leave the table out instead of completing
+ * without those changes.
+ */
+CREATE FUNCTION @extschema@.capture_log_restarts(root regclass, why text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE @extschema@.tracked_tables t SET tracked_at = pg_catalog.now() WHERE t.relid = root;
+    RAISE WARNING 'change log of tracked table % starts again now: %', root, why
+          USING HINT = 'Rollbacks to earlier targets leave this table out (reason: tracked after the target).';
+END
+$$;
+
+/*
+ * Rows that joined or left a tracked table without passing through its
+ * capture triggers: a partition attached with rows (rel: the table the
+ * DDL named; its tracked tree's partitions that have no capture triggers
+ * yet), or a table with capture triggers that left a tracked tree with
+ * rows (left).  Either restarts the root's change log.
+ */
+CREATE FUNCTION @extschema@.capture_unlogged_rows(rel regclass, left_tree regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_part regclass;
+    v_root regclass;
+    v_rows boolean;
+BEGIN
+    IF left_tree IS NOT NULL THEN
+        SELECT t.relid INTO v_root
+          FROM pg_catalog.pg_trigger g
+          JOIN @extschema@.tracked_tables t
+            ON '#' OPERATOR(pg_catalog.||) t.table_id::pg_catalog.text
+               OPERATOR(pg_catalog.=) pg_catalog.split_part(pg_catalog.encode(g.tgargs, 'escape'), '\000', 1)
+         WHERE g.tgrelid OPERATOR(pg_catalog.=) left_tree
+           AND g.tgname OPERATOR(pg_catalog.=) 'bkperf_capture_insert';
+        IF v_root IS NOT NULL
+           AND (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) left_tree)
+               OPERATOR(pg_catalog.=) 'r' THEN
+            EXECUTE pg_catalog.format('SELECT EXISTS (SELECT 1 FROM ONLY %s)', left_tree) INTO v_rows;
+            IF v_rows THEN
+                PERFORM @extschema@.capture_log_restarts(v_root,
+                    pg_catalog.format('partition %s left it with its rows', left_tree));
+            END IF;
+        END IF;
+        RETURN;
+    END IF;
+    FOR v_part, v_root IN
+        SELECT DISTINCT c.oid::pg_catalog.regclass, t.relid
+          FROM (SELECT rel::pg_catalog.oid AS relid
+                UNION SELECT x.relid FROM pg_catalog.pg_partition_ancestors(rel) x) a
+          JOIN @extschema@.tracked_tables t ON t.relid::pg_catalog.oid OPERATOR(pg_catalog.=) a.relid
+         CROSS JOIN LATERAL (SELECT x.relid FROM pg_catalog.pg_partition_tree(t.relid) x) p
+          JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relid
+         WHERE c.relkind OPERATOR(pg_catalog.=) 'r'
+           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g
+                            WHERE g.tgrelid OPERATOR(pg_catalog.=) c.oid
+                              AND g.tgname OPERATOR(pg_catalog.=) 'bkperf_capture_insert')
+    LOOP
+        EXECUTE pg_catalog.format('SELECT EXISTS (SELECT 1 FROM ONLY %s)', v_part) INTO v_rows;
+        IF v_rows THEN
+            PERFORM @extschema@.capture_log_restarts(v_root,
+                pg_catalog.format('partition %s joined it with rows that were never logged', v_part));
+        END IF;
+    END LOOP;
+END
+$$;
+
+/*
+ * ddl_command_start event trigger of DROP TABLE, DROP SCHEMA and DROP
+ * OWNED: remember which leaf partitions of tracked tables may hold rows
+ * (not empty on disk), and their tracked roots, for forget_dropped_tables:
+ * once dropped, a partition's parent is unknown.
+ */
+CREATE FUNCTION @extschema@.capture_partitions_before_drop()
+RETURNS event_trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF pg_catalog.to_regclass('@extschema@.tracked_tables') IS NULL OR @extschema@.restoring() THEN
+        RETURN;
+    END IF;
+    IF pg_catalog.to_regprocedure('@extschema@.citus_ddl_is_internal()') IS NOT NULL THEN
+        IF @extschema@.citus_ddl_is_internal() THEN
+            RETURN;             -- Citus dropping shards (70_citus.sql)
+        END IF;
+    END IF;
+    PERFORM pg_catalog.set_config('bkperf_internal.tracked_partitions',
+        COALESCE((SELECT pg_catalog.string_agg(p.relid::pg_catalog.oid::pg_catalog.text
+                                               OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||)
+                                               t.relid::pg_catalog.oid::pg_catalog.text, ',')
+                    FROM @extschema@.tracked_tables t
+                   CROSS JOIN LATERAL pg_catalog.pg_partition_tree(t.relid) p
+                   WHERE p.relid OPERATOR(pg_catalog.<>) t.relid::pg_catalog.regclass
+                     AND p.isleaf
+                     AND pg_catalog.pg_relation_size(p.relid) OPERATOR(pg_catalog.>) 0), ''),
+        true);
+END
+$$;
+
+CREATE EVENT TRIGGER bkperf_partitions_before_drop ON ddl_command_start
+    WHEN TAG IN ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED')
+    EXECUTE FUNCTION @extschema@.capture_partitions_before_drop();
+REVOKE ALL ON FUNCTION @extschema@.capture_log_restarts(regclass, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.capture_unlogged_rows(regclass, regclass) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.capture_partitions_before_drop() FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.forget_dropped_tables() IS
+    'sql_drop event trigger: removes dropped tables from bkperf.tracked_tables, and restarts the change log of a tracked table whose partition was dropped with rows.';
+COMMENT ON FUNCTION @extschema@.capture_log_restarts(regclass, text) IS
+    'Internal: a tracked table''s change log misses changes; it starts again now (tracked_at), with a WARNING.';
+COMMENT ON FUNCTION @extschema@.capture_unlogged_rows(regclass, regclass) IS
+    'Internal: restarts the change log of a tracked table that a partition joined, or left, with rows.';
+COMMENT ON FUNCTION @extschema@.capture_partitions_before_drop() IS
+    'ddl_command_start event trigger of DROP: notes the tracked tables'' partitions that may hold rows, for forget_dropped_tables.';
+
 CREATE OR REPLACE FUNCTION @extschema@.track_table_apply(rel regclass, tenant_column name,
                                               capture text, caller text)
 RETURNS void
@@ -1191,10 +1319,8 @@ BEGIN
        SET table_name = excluded.table_name, tenant_column = excluded.tenant_column,
            key_columns = excluded.key_columns, capture_mode = excluded.capture_mode;
     IF v_gap THEN
-        UPDATE @extschema@.tracked_tables t SET tracked_at = pg_catalog.now() WHERE t.relid = rel;
-        RAISE WARNING 'capture of table % had a gap: its change log starts again now', rel
-              USING DETAIL = 'A capture trigger of the table or of a partition was missing or not ENABLE ALWAYS, so changes may not have been logged.',
-                    HINT = 'Rollbacks to earlier targets leave this table out (reason: tracked after the target).';
+        PERFORM @extschema@.capture_log_restarts(rel,
+            'a capture trigger of it or of a partition was missing or not ENABLE ALWAYS, so changes may not have been logged');
     END IF;
     IF (SELECT t.column_map FROM @extschema@.tracked_tables t WHERE t.relid = rel)
        IS DISTINCT FROM @extschema@.column_map(rel) THEN
@@ -1230,6 +1356,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_gone oid[];
+    v_root regclass;
+    v_part oid;
 BEGIN
     IF pg_catalog.to_regclass('@extschema@.tracked_tables') IS NULL THEN
         RETURN;                 -- the extension itself is being dropped
@@ -1244,6 +1372,24 @@ BEGIN
     SELECT pg_catalog.array_agg(d.objid) INTO v_gone
       FROM pg_catalog.pg_event_trigger_dropped_objects() d
      WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objsubid = 0;
+    -- Partitions dropped with their rows, from a tracked table that stays
+    -- (capture_partitions_before_drop noted them).
+    FOR v_root, v_part IN
+        SELECT DISTINCT pg_catalog.split_part(m.x, ':', 2)::pg_catalog.oid::pg_catalog.regclass,
+               pg_catalog.split_part(m.x, ':', 1)::pg_catalog.oid
+          FROM pg_catalog.unnest(pg_catalog.string_to_array(
+                   pg_catalog.current_setting('bkperf_internal.tracked_partitions', true), ',')) m(x)
+         WHERE pg_catalog.split_part(m.x, ':', 1)::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (v_gone)
+           AND NOT pg_catalog.split_part(m.x, ':', 2)::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (v_gone)
+    LOOP
+        PERFORM @extschema@.capture_log_restarts(v_root,
+            pg_catalog.format('its partition %s was dropped with its rows',
+                              (SELECT d.object_identity FROM pg_catalog.pg_event_trigger_dropped_objects() d
+                                WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                                  AND d.objid OPERATOR(pg_catalog.=) v_part AND d.objsubid OPERATOR(pg_catalog.=) 0
+                                LIMIT 1)));
+    END LOOP;
+    PERFORM pg_catalog.set_config('bkperf_internal.tracked_partitions', '', true);
     IF EXISTS (SELECT 1 FROM @extschema@.tracked_tables t
                 WHERE t.relid::pg_catalog.oid = ANY (v_gone)) THEN
         DELETE FROM @extschema@.tracked_tables t WHERE t.relid::pg_catalog.oid = ANY (v_gone);
@@ -1359,6 +1505,7 @@ BEGIN
            AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c
                         WHERE c.oid OPERATOR(pg_catalog.=) d.objid AND c.relkind IN ('r', 'p'))
     LOOP
+        PERFORM @extschema@.capture_unlogged_rows(v_rel, NULL);
         PERFORM @extschema@.capture_sync_partitions_of(v_rel);
     END LOOP;
     -- Tables with capture triggers that are no longer in a tracked tree.
@@ -1376,6 +1523,7 @@ BEGIN
                 CONTINUE;       -- a Citus shard of a tracked table (70_citus.sql)
             END IF;
         END IF;
+        PERFORM @extschema@.capture_unlogged_rows(NULL, v_rel);
         PERFORM @extschema@.capture_triggers_drop(v_rel);
     END LOOP;
 END
