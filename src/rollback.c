@@ -262,6 +262,12 @@ rb_load_scope(RbRun *run)
 			sk->reason = "not in the tables list";
 		else if (!bkperf_rel_ownercheck(tr->relid, GetUserId()))
 			sk->reason = "not owned by the caller";
+		else if (TIMESTAMP_IS_NOEND(tr->tracked_at))
+		{
+			/* capture_sync_partitions: a capture trigger is off. */
+			sk->reason = "capture is off";
+			sk->always = true;
+		}
 		else if (tr->tracked_at > target->target_time)
 		{
 			sk->reason = "tracked after the target";

@@ -141,14 +141,7 @@ BEGIN
     -- mode), as the rollback's check finds it.  Changes may then have gone
     -- unlogged, and the table's log starts again now.
     v_gap := EXISTS (SELECT 1 FROM @extschema@.tracked_tables t WHERE t.relid = rel)
-         AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c
-                      WHERE c.relkind IN ('r', 'p')
-                        AND (c.oid = rel OR c.oid IN (SELECT p.relid FROM pg_catalog.pg_partition_tree(rel) p))
-                        AND (SELECT pg_catalog.count(*) FROM pg_catalog.pg_trigger g
-                              WHERE g.tgrelid = c.oid
-                                AND g.tgname IN ('bkperf_capture_insert', 'bkperf_capture_update',
-                                                 'bkperf_capture_delete')
-                                AND g.tgenabled = 'A') <> 3);
+         AND @extschema@.capture_is_off(rel);
     INSERT INTO @extschema@.tracked_tables AS t
            (relid, table_name, tenant_column, key_columns, capture_mode, tracked_by, column_map)
     VALUES (rel, pg_catalog.format('%I.%I', v_nsp, v_name), tenant_column, v_keys, capture, caller,
@@ -427,6 +420,26 @@ END
 $$;
 
 /*
+ * Whether capture of tracked table rel is off: a capture trigger of it or
+ * of a partition missing, or not ENABLE ALWAYS (as the rollback's check
+ * finds it; session_replication_role = replica would skip it).
+ */
+CREATE FUNCTION @extschema@.capture_is_off(rel regclass)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+                    WHERE c.relkind IN ('r', 'p')
+                      AND (c.oid OPERATOR(pg_catalog.=) rel
+                           OR c.oid IN (SELECT p.relid FROM pg_catalog.pg_partition_tree(rel) p))
+                      AND (SELECT pg_catalog.count(*) FROM pg_catalog.pg_trigger g
+                            WHERE g.tgrelid OPERATOR(pg_catalog.=) c.oid
+                              AND g.tgname OPERATOR(pg_catalog.=) ANY ('{bkperf_capture_insert,bkperf_capture_update,bkperf_capture_delete}'::pg_catalog.name[])
+                              AND g.tgenabled OPERATOR(pg_catalog.=) 'A') OPERATOR(pg_catalog.<>) 3)
+$$;
+
+/*
  * The change log of tracked table root no longer holds every change of it
  * since tracked_at (why says what happened): it starts again now, so
  * rollbacks to earlier targets leave the table out instead of completing
@@ -561,6 +574,7 @@ DECLARE
     v_rel       regclass;
     v_root      regclass;
     v_name      text;
+    v_floor     text;
     v_citus     boolean := pg_catalog.to_regprocedure('@extschema@.citus_is_shard(pg_catalog.oid)') IS NOT NULL;
 BEGIN
     -- A restore creates the capture triggers itself (they are in the dump),
@@ -668,6 +682,28 @@ BEGIN
         PERFORM @extschema@.capture_unlogged_rows(NULL, v_rel);
         PERFORM @extschema@.capture_triggers_drop(v_rel);
     END LOOP;
+    -- Capture switched off (ALTER TABLE ... DISABLE TRIGGER, or ENABLE
+    -- without ALWAYS): no target is covered while it is off (tracked_at
+    -- infinity; a rollback refuses the table anyway), and the log starts
+    -- again when it is back on: changes made meanwhile were not logged.
+    FOR v_rel, v_floor IN
+        SELECT DISTINCT t.relid, t.tracked_at::pg_catalog.text
+          FROM pg_catalog.pg_event_trigger_ddl_commands() d
+          JOIN @extschema@.tracked_tables t
+            ON t.relid::pg_catalog.oid OPERATOR(pg_catalog.=) d.objid
+            OR t.relid IN (SELECT x.relid FROM pg_catalog.pg_partition_ancestors(d.objid) x)
+         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+    LOOP
+        IF @extschema@.capture_is_off(v_rel) THEN
+            IF v_floor OPERATOR(pg_catalog.<>) 'infinity' THEN
+                UPDATE @extschema@.tracked_tables t SET tracked_at = 'infinity' WHERE t.relid = v_rel;
+                RAISE WARNING 'capture of tracked table % is off: a capture trigger is disabled or not ENABLE ALWAYS', v_rel
+                      USING HINT = 'Rollbacks leave the table out until its capture triggers are ENABLE ALWAYS again; its change log then starts again.';
+            END IF;
+        ELSIF v_floor OPERATOR(pg_catalog.=) 'infinity' THEN
+            PERFORM @extschema@.capture_log_restarts(v_rel, 'its capture was off, and changes may not have been logged');
+        END IF;
+    END LOOP;
 END
 $$;
 
@@ -686,6 +722,7 @@ REVOKE ALL ON FUNCTION @extschema@.capture_sync_partitions_of(regclass) FROM PUB
 REVOKE ALL ON FUNCTION @extschema@.capture_sync_columns(regclass) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.forget_dropped_tables() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.capture_log_restarts(regclass, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.capture_is_off(regclass) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.capture_unlogged_rows(regclass, regclass) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.capture_partitions_before_drop() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.track_table(regclass, name, text) FROM PUBLIC;
@@ -715,6 +752,8 @@ COMMENT ON FUNCTION @extschema@.forget_dropped_tables() IS
     'sql_drop event trigger: removes dropped tables from bkperf.tracked_tables, and restarts the change log of a tracked table whose partition was dropped with rows.';
 COMMENT ON FUNCTION @extschema@.capture_log_restarts(regclass, text) IS
     'Internal: a tracked table''s change log misses changes; it starts again now (tracked_at), with a WARNING.';
+COMMENT ON FUNCTION @extschema@.capture_is_off(regclass) IS
+    'Internal: whether a capture trigger of a tracked table or of its partitions is missing or not ENABLE ALWAYS.';
 COMMENT ON FUNCTION @extschema@.capture_unlogged_rows(regclass, regclass) IS
     'Internal: restarts the change log of a tracked table that a partition joined, or left, with rows.';
 COMMENT ON FUNCTION @extschema@.capture_partitions_before_drop() IS

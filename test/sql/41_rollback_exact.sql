@@ -480,19 +480,34 @@ DELETE FROM ex.stamped;
 SELECT status FROM bkperf.rollback_to_snapshot('st', :s15);
 SELECT ex.diff(:s15, 'ex.stamped', 'tenant', 'st') AS differences;
 
--- A capture trigger disabled by hand would lose the rollback's own changes:
--- refused until the table is tracked again.
+-- A capture trigger disabled by hand would lose the table's changes and the
+-- rollback's own: capture is off (WARNING; the table's log covers no target
+-- while it is off) and the rollback refuses the table until it is back on.
+SELECT tracked_at AS stamped_at FROM bkperf.tracked_tables WHERE relid = 'ex.stamped'::regclass \gset
 ALTER TABLE ex.stamped DISABLE TRIGGER bkperf_capture_update;
+SELECT tracked_at FROM bkperf.tracked_tables WHERE relid = 'ex.stamped'::regclass;
 UPDATE ex.stamped SET v = 3;
 ALTER TABLE ex.stamped ENABLE TRIGGER bkperf_capture_update;   -- enabled, but not ALWAYS
 UPDATE ex.stamped SET v = 4;
 SELECT status FROM bkperf.rollback_to_snapshot('st', :s15);
+SELECT skipped_tables->'ex.stamped' AS why FROM bkperf.backup_pitr_rollback_history
+ ORDER BY rollback_id DESC LIMIT 1;
 -- Tracking it again says that its log starts again (the change to 3 was
 -- never logged), so the earlier snapshot no longer covers it.
-SELECT tracked_at AS stamped_at FROM bkperf.tracked_tables WHERE relid = 'ex.stamped'::regclass \gset
 SELECT bkperf.track_table('ex.stamped', 'tenant');
-SELECT tracked_at > :'stamped_at' AS log_starts_again FROM bkperf.tracked_tables WHERE relid = 'ex.stamped'::regclass;
+SELECT tracked_at > :'stamped_at' AND tracked_at < 'infinity' AS log_starts_again
+  FROM bkperf.tracked_tables WHERE relid = 'ex.stamped'::regclass;
 SELECT status FROM bkperf.rollback_to_snapshot('st', :s15, false, '{ex.stamped}');
+-- Switched off and on again by hand (ENABLE ALWAYS): the log starts again
+-- when capture is back, so a snapshot taken while it was off is refused.
+SELECT bkperf.create_snapshot('st') AS s15b \gset
+ALTER TABLE ex.stamped DISABLE TRIGGER bkperf_capture_update;
+UPDATE ex.stamped SET v = 40;
+SELECT bkperf.create_snapshot('st') AS s15c \gset
+UPDATE ex.stamped SET v = 41;
+ALTER TABLE ex.stamped ENABLE ALWAYS TRIGGER bkperf_capture_update;
+SELECT status FROM bkperf.rollback_to_snapshot('st', :s15b, false, '{ex.stamped}');
+SELECT status FROM bkperf.rollback_to_snapshot('st', :s15c, false, '{ex.stamped}');
 -- A snapshot after it is exact again; re-tracking without a gap keeps the floor.
 BEGIN ISOLATION LEVEL REPEATABLE READ;
 SELECT bkperf.create_snapshot('st') AS s16 \gset
