@@ -1449,20 +1449,32 @@ BEGIN
             RETURN;             -- Citus applying DDL to shards (70_citus.sql)
         END IF;
     END IF;
+    -- A tracked table that this command made a partition: of an untracked
+    -- table, changes through the parent would not be captured; of a tracked
+    -- one, it would keep its own capture triggers and identity, so neither
+    -- log would hold all its changes.  Either way: untrack it first.
     SELECT t.relid, x.relid INTO v_rel, v_root
       FROM @extschema@.tracked_tables t
       JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relid AND c.relispartition
      CROSS JOIN LATERAL (SELECT a.relid FROM pg_catalog.pg_partition_ancestors(t.relid) WITH ORDINALITY a(relid, o)
                           ORDER BY a.o DESC LIMIT 1) x
-     WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_partition_ancestors(t.relid) a
-                         JOIN @extschema@.tracked_tables p ON p.relid OPERATOR(pg_catalog.=) a.relid
-                        WHERE a.relid OPERATOR(pg_catalog.<>) t.relid)
+     WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger_ddl_commands() d
+                    WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                      AND d.objid IN (SELECT a.relid FROM pg_catalog.pg_partition_ancestors(t.relid) a))
      LIMIT 1;
     IF FOUND THEN
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_partition_ancestors(v_rel) a
+                     JOIN @extschema@.tracked_tables p ON p.relid OPERATOR(pg_catalog.=) a.relid
+                    WHERE a.relid OPERATOR(pg_catalog.<>) v_rel) THEN
+            RAISE EXCEPTION 'tracked table % cannot become a partition of tracked table %', v_rel, v_root
+                  USING ERRCODE = 'feature_not_supported',
+                        DETAIL = 'It would keep its own capture triggers and identity, and neither change log would hold all its changes.',
+                        HINT = pg_catalog.format('Untrack %s first (bkperf.untrack_table): as a partition of %s it is captured with it.', v_rel, v_root);
+        END IF;
         RAISE EXCEPTION 'tracked table % cannot become a partition of untracked table %', v_rel, v_root
               USING ERRCODE = 'feature_not_supported',
                     DETAIL = 'Changes made through the partitioned parent would not be captured.',
-                    HINT = pg_catalog.format('Track %s first (bkperf.track_table), or untrack %s.', v_root, v_rel);
+                    HINT = pg_catalog.format('Untrack %s first (bkperf.untrack_table), then track %s to capture both.', v_rel, v_root);
     END IF;
     -- Table inheritance (not partitioning) that this command set up around
     -- a tracked table.

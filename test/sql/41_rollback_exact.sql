@@ -241,6 +241,18 @@ ALTER TABLE ex.part ATTACH PARTITION ex.part_b FOR VALUES IN ('pb');
 SELECT bkperf.untrack_table('ex.part_b');
 SELECT count(*) AS part_b_capture_triggers FROM pg_trigger
  WHERE tgrelid = 'ex.part_b'::regclass AND tgname LIKE 'bkperf_capture_%';
+-- A table tracked on its own cannot become a partition of a tracked one
+-- either: it would keep its own triggers and identity, and neither log
+-- would hold all its changes.
+CREATE TABLE ex.part_c (tenant text, id int, PRIMARY KEY (tenant, id));
+SELECT bkperf.track_table('ex.part_c', 'tenant');
+ALTER TABLE ex.part ATTACH PARTITION ex.part_c FOR VALUES IN ('pc');
+SELECT bkperf.untrack_table('ex.part_c');
+ALTER TABLE ex.part ATTACH PARTITION ex.part_c FOR VALUES IN ('pc');
+SELECT count(*) AS part_c_root_triggers FROM pg_trigger g, bkperf.tracked_tables t
+ WHERE g.tgrelid = 'ex.part_c'::regclass AND g.tgname = 'bkperf_capture_insert'
+   AND t.relid = 'ex.part'::regclass
+   AND split_part(encode(g.tgargs, 'escape'), '\000', 1) = '#' || t.table_id;
 -- A partitioned table comes back exactly: rows re-inserted, updated, deleted.
 INSERT INTO ex.part VALUES ('pa', 1), ('pa', 2), ('pb', 3);
 BEGIN ISOLATION LEVEL REPEATABLE READ;
