@@ -756,16 +756,30 @@ rb_ordered(RbRun *run, bool reverse, int *n)
  */
 
 /*
+ * The change-log rows this transaction has written so far (all in the
+ * partition of its start time).
+ */
+static int64
+rb_own_log_rows(void)
+{
+	/* Result: that count. */
+	bkperf_spi_exec("SELECT pg_catalog.count(*) FROM bkperf.backup_transaction_logs l"
+					" WHERE l.changed_at OPERATOR(pg_catalog.=) pg_catalog.now()"
+					"   AND l.txid OPERATOR(pg_catalog.=) pg_catalog.pg_current_xact_id()",
+					0, NULL, NULL, NULL, SPI_OK_SELECT);
+	return bkperf_spi_int64(1);
+}
+
+/*
  * With ENABLE ALWAYS triggers in scope: every change this transaction
- * logged since mark must be one of the apply's own statements' rows.  A
- * trigger that wrote a tracked table (in the scope or not, any tenant)
- * would leave it unlike the target, and is refused.
+ * logged since the apply began (before: the count then) must be one of
+ * the apply's own statements' rows.  A trigger that wrote a tracked table
+ * (in the scope or not, any tenant) would leave it unlike the target, and
+ * is refused.
  */
 static void
-rb_check_trigger_writes(RbRun *run, int n, const int *idx, int64 mark)
+rb_check_trigger_writes(RbRun *run, int n, const int *idx, int64 before)
 {
-	Oid			types[1] = {INT8OID};
-	Datum		values[1] = {Int64GetDatum(mark)};
 	int64		own = 0,
 				logged;
 
@@ -775,13 +789,7 @@ rb_check_trigger_writes(RbRun *run, int n, const int *idx, int64 mark)
 
 		own += t->deleted + t->inserted + t->updated;
 	}
-	/* Result: log rows of this transaction after mark (today's partition). */
-	bkperf_spi_exec("SELECT pg_catalog.count(*) FROM bkperf.backup_transaction_logs l"
-					" WHERE l.changed_at OPERATOR(pg_catalog.=) pg_catalog.now()"
-					"   AND l.txid OPERATOR(pg_catalog.=) pg_catalog.pg_current_xact_id()"
-					"   AND l.log_id OPERATOR(pg_catalog.>) $1",
-					1, types, values, NULL, SPI_OK_SELECT);
-	logged = bkperf_spi_int64(1);
+	logged = rb_own_log_rows() - before;
 	if (logged != own)
 		ereport(ERROR,
 				(errcode(ERRCODE_TRIGGERED_DATA_CHANGE_VIOLATION),
@@ -811,17 +819,12 @@ rb_apply(RbRun *run)
 	int		   *parents_first = rb_ordered(run, false, &n);
 	int		   *children_first = rb_ordered(run, true, &n);
 	bool		triggers = false;
-	int64		mark = 0;
+	int64		before = 0;
 
 	for (int k = 0; k < n && !triggers; k++)
 		triggers = bkperf_rb_has_always_triggers(&run->tables[parents_first[k]]);
 	if (triggers)
-	{
-		/* Result: a log_id below every change logged from here on. */
-		bkperf_spi_exec("SELECT pg_catalog.nextval('bkperf.backup_transaction_logs_log_id_seq')",
-						0, NULL, NULL, NULL, SPI_OK_SELECT);
-		mark = bkperf_spi_int64(1);
-	}
+		before = rb_own_log_rows();
 	for (int k = 0; k < n; k++)
 	{
 		BkperfRbTable *t = &run->tables[children_first[k]];
@@ -838,7 +841,7 @@ rb_apply(RbRun *run)
 	}
 	/* What no trigger enforced, once every table is written. */
 	if (triggers)
-		rb_check_trigger_writes(run, n, parents_first, mark);
+		rb_check_trigger_writes(run, n, parents_first, before);
 	for (int k = 0; k < n; k++)
 	{
 		BkperfRbTable *t = &run->tables[parents_first[k]];
