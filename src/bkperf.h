@@ -257,9 +257,9 @@ typedef struct CaptureJsonType
 	bool		elmbyval;
 	char		elmalign;
 	bool		astext;			/* elements are arrays or json: always text */
-	bool		catalog_names;	/* its text may name schema objects (reg*
-								 * types, held or nested): depends on
-								 * search_path */
+	bool		catalog_names;	/* its output may name schema objects
+								 * (reg* types, in arrays or composites):
+								 * depends on search_path */
 	/* CJ_RECORD: attribute types of the composite, rebuilt when it changes */
 	uint64		tupdesc_id;
 	TupleDesc	tupdesc;
@@ -284,7 +284,6 @@ typedef struct CaptureJsonShape
 	CaptureJsonColumn **cols;
 	bool		nested;			/* some column is pushed, not a scalar */
 	bool		fixed;			/* some column needs bkperf_settings_fix */
-	bool		catalog_names;	/* some column needs search_path pinned */
 	JsonbPair  *pairs;			/* keys filled in once, values per row */
 } CaptureJsonShape;
 

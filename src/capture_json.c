@@ -31,10 +31,11 @@
  *							  string: dates, times, intervals, bytea,
  *							  geometry, ranges, multiranges, uuid, inet, ...;
  *							  the reg* types that name schema objects
- *							  (regclass, regtype, regproc, ...), and
- *							  composites, with search_path = pg_catalog,
- *							  pg_temp, so every name outside pg_catalog is
- *							  schema-qualified, whatever the writer's path
+ *							  (regclass, regtype, regproc, ...), also in
+ *							  arrays kept as text, with search_path =
+ *							  pg_catalog, pg_temp, so every name outside
+ *							  pg_catalog is schema-qualified, whatever the
+ *							  writer's path
  *
  * Type information is looked up once per column (capture_json_columns, kept
  * in the capture trigger's cache); each row only converts its values.
@@ -269,7 +270,11 @@ cj_type(Oid typid, MemoryContext cxt)
 	{
 		t->kind = CJ_RECORD;
 		cj_record_init(t, lookup_type_cache(base, TYPECACHE_TUPDESC));
-		/* An ALTER TYPE may add such an attribute under a cached shape. */
+		/*
+		 * Output as a whole only as a tenant or inside an array kept as text:
+		 * pinned always, since an ALTER TYPE may add such an attribute under
+		 * this cached type.
+		 */
 		t->catalog_names = true;
 	}
 	else
@@ -341,7 +346,6 @@ capture_json_shape(CaptureJsonColumn *cols, int natts,
 		shape->nested |= (col->kind == CJ_JSONB || col->kind == CJ_ARRAY ||
 						  col->kind == CJ_RECORD);
 		shape->fixed |= cj_needs_fixed(col->type);
-		shape->catalog_names |= col->type->catalog_names;
 	}
 	shape->ncols = n;
 	qsort(shape->cols, n, sizeof(CaptureJsonColumn *), cj_key_cmp);
@@ -459,6 +463,29 @@ cj_set_number(JsonbValue *v, CaptureJsonType *t, Datum value)
 }
 
 /*
+ * The output of a value of type t.  When that text names schema objects
+ * (t->catalog_names), search_path is pinned to pg_catalog, pg_temp (the
+ * rollback's path) meanwhile, so that each name outside pg_catalog is
+ * schema-qualified and reads back under the rollback's search_path; an
+ * error unwinds the GUC nest level with the (sub)transaction.
+ */
+static char *
+cj_output(CaptureJsonType *t, Datum value)
+{
+	int			nest;
+	char	   *str;
+
+	if (!t->catalog_names)
+		return OutputFunctionCall(&t->outfn, value);
+	nest = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	str = OutputFunctionCall(&t->outfn, value);
+	AtEOXact_GUC(false, nest);
+	return str;
+}
+
+/*
  * One non-null scalar value (not jsonb, array or composite) as a
  * JsonbValue.  Output functions run under the caller's fixed settings.
  */
@@ -487,7 +514,7 @@ cj_scalar(JsonbValue *v, CaptureJsonType *t, Datum value)
 			}
 		default:
 			{
-				char	   *str = OutputFunctionCall(&t->outfn, value);
+				char	   *str = cj_output(t, value);
 
 				cj_set_string(v, str, strlen(str));
 				break;
@@ -568,7 +595,7 @@ cj_push_array(JsonbParseState **state, CaptureJsonType *t, Datum value,
 	if (astext)
 	{
 		JsonbValue	v;
-		char	   *str = OutputFunctionCall(&t->outfn, PointerGetDatum(a));
+		char	   *str = cj_output(t, PointerGetDatum(a));
 
 		cj_set_string(&v, str, strlen(str));
 		pushJsonbValue(state, tok, &v);
@@ -704,38 +731,18 @@ cj_build_flat(CaptureJsonShape *shape, TupleTableSlot *slot)
 }
 
 /*
- * Pin search_path to pg_catalog, pg_temp (the rollback's path) while values
- * that name schema objects are output, so that each name outside
- * pg_catalog is schema-qualified and reads back under the rollback's
- * search_path.  Returns the GUC nest level for cj_path_end; an error
- * unwinds it with the (sub)transaction.
- */
-static int
-cj_path_begin(void)
-{
-	int			nest = NewGUCNestLevel();
-
-	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET,
-							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	return nest;
-}
-
-static void
-cj_path_end(int nest)
-{
-	AtEOXact_GUC(false, nest);
-}
-
-/*
  * The jsonb object of a shape's columns for the row in slot (all attributes
  * already deformed): the image decoded by rollback_image.c.
  */
-static Jsonb *
-cj_build_fixed(CaptureJsonShape *shape, TupleTableSlot *slot)
+Jsonb *
+capture_json_build(CaptureJsonShape *shape, TupleTableSlot *slot)
 {
 	BkperfSettings saved;
 	Jsonb	   *volatile res = NULL;
 
+	if (!shape->fixed)
+		return shape->nested ? cj_build_pushed(shape, slot) :
+			cj_build_flat(shape, slot);
 	bkperf_settings_fix(&saved, true);
 	PG_TRY();
 	{
@@ -750,45 +757,6 @@ cj_build_fixed(CaptureJsonShape *shape, TupleTableSlot *slot)
 	return res;
 }
 
-Jsonb *
-capture_json_build(CaptureJsonShape *shape, TupleTableSlot *slot)
-{
-	Jsonb	   *res;
-	int			nest;
-
-	if (!shape->fixed)
-		return shape->nested ? cj_build_pushed(shape, slot) :
-			cj_build_flat(shape, slot);
-	if (!shape->catalog_names)
-		return cj_build_fixed(shape, slot);
-	nest = cj_path_begin();
-	res = cj_build_fixed(shape, slot);
-	cj_path_end(nest);
-	return res;
-}
-
-/*
- * The output of a value of type t under the fixed settings.
- */
-static char *
-cj_output_fixed(CaptureJsonType *t, Datum value)
-{
-	BkperfSettings saved;
-	char	   *volatile str = NULL;
-
-	bkperf_settings_fix(&saved, true);
-	PG_TRY();
-	{
-		str = OutputFunctionCall(&t->outfn, value);
-	}
-	PG_FINALLY();
-	{
-		bkperf_settings_restore(&saved);
-	}
-	PG_END_TRY();
-	return str;
-}
-
 /*
  * The text form of a non-null value of type t: its output under fixed
  * settings, floats shortest-exact, money as its amount.  Never depends on
@@ -797,8 +765,8 @@ cj_output_fixed(CaptureJsonType *t, Datum value)
 static char *
 cj_text(CaptureJsonType *t, Datum value)
 {
-	char	   *str;
-	int			nest;
+	BkperfSettings saved;
+	char	   *volatile str = NULL;
 
 	if (t->kind == CJ_FLOAT)
 		return cj_float_text(t, value);
@@ -807,11 +775,16 @@ cj_text(CaptureJsonType *t, Datum value)
 												   NumericGetDatum(int64_div_fast_to_numeric(DatumGetCash(value), 2))));
 	if (!cj_needs_fixed(t))
 		return OutputFunctionCall(&t->outfn, value);
-	if (!t->catalog_names)
-		return cj_output_fixed(t, value);
-	nest = cj_path_begin();
-	str = cj_output_fixed(t, value);
-	cj_path_end(nest);
+	bkperf_settings_fix(&saved, true);
+	PG_TRY();
+	{
+		str = cj_output(t, value);
+	}
+	PG_FINALLY();
+	{
+		bkperf_settings_restore(&saved);
+	}
+	PG_END_TRY();
 	return str;
 }
 
