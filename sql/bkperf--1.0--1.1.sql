@@ -1102,8 +1102,9 @@ $$;
 
 /*
  * Whether capture of tracked table rel is off: a capture trigger of it or
- * of a partition missing, or not ENABLE ALWAYS (as the rollback's check
- * finds it; session_replication_role = replica would skip it).
+ * of a partition missing, or not ENABLE ALWAYS (session_replication_role =
+ * replica would skip it).  The rollback refuses such a table
+ * (src/rollback.c): its own changes would not be logged.
  */
 CREATE FUNCTION @extschema@.capture_is_off(rel regclass)
 RETURNS boolean
@@ -1118,6 +1119,23 @@ AS $$
                             WHERE g.tgrelid OPERATOR(pg_catalog.=) c.oid
                               AND g.tgname OPERATOR(pg_catalog.=) ANY ('{bkperf_capture_insert,bkperf_capture_update,bkperf_capture_delete}'::pg_catalog.name[])
                               AND g.tgenabled OPERATOR(pg_catalog.=) 'A') OPERATOR(pg_catalog.<>) 3)
+$$;
+
+/*
+ * Whether rel has table inheritance (not partitioning) parents or
+ * children: statements on a parent change rows that live in its
+ * children, which its key does not cover.  track_table refuses such a
+ * table, and so does the rollback (src/rollback.c).
+ */
+CREATE FUNCTION @extschema@.capture_in_inheritance(rel regclass)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i
+                     JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid
+                    WHERE (i.inhparent OPERATOR(pg_catalog.=) rel OR i.inhrelid OPERATOR(pg_catalog.=) rel)
+                      AND NOT c.relispartition)
 $$;
 
 /*
@@ -1233,7 +1251,6 @@ CREATE EVENT TRIGGER bkperf_partitions_before_drop ON ddl_command_start
     WHEN TAG IN ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED')
     EXECUTE FUNCTION @extschema@.capture_partitions_before_drop();
 REVOKE ALL ON FUNCTION @extschema@.capture_log_restarts(regclass, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@.capture_is_off(regclass) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.capture_unlogged_rows(regclass, regclass) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.capture_partitions_before_drop() FROM PUBLIC;
 COMMENT ON FUNCTION @extschema@.forget_dropped_tables() IS
@@ -1242,6 +1259,8 @@ COMMENT ON FUNCTION @extschema@.capture_log_restarts(regclass, text) IS
     'Internal: a tracked table''s change log misses changes; it starts again now (tracked_at), with a WARNING.';
 COMMENT ON FUNCTION @extschema@.capture_is_off(regclass) IS
     'Internal: whether a capture trigger of a tracked table or of its partitions is missing or not ENABLE ALWAYS.';
+COMMENT ON FUNCTION @extschema@.capture_in_inheritance(regclass) IS
+    'Internal: whether a table has table inheritance (not partitioning) parents or children.';
 COMMENT ON FUNCTION @extschema@.capture_unlogged_rows(regclass, regclass) IS
     'Internal: restarts the change log of a tracked table that a partition joined, or left, with rows.';
 COMMENT ON FUNCTION @extschema@.capture_partitions_before_drop() IS
@@ -1282,9 +1301,7 @@ BEGIN
                                              (SELECT x.relid FROM pg_catalog.pg_partition_ancestors(rel) WITH ORDINALITY x(relid, o)
                                                ORDER BY x.o DESC LIMIT 1));
     END IF;
-    IF EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i
-                 JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
-                WHERE (i.inhparent = rel OR i.inhrelid = rel) AND NOT c.relispartition) THEN
+    IF @extschema@.capture_in_inheritance(rel) THEN
         RAISE EXCEPTION 'cannot track table %: it uses table inheritance', rel
               USING ERRCODE = 'feature_not_supported',
                     DETAIL = 'Statements on an inheritance parent change rows that live in its children, which its key does not cover.',

@@ -619,22 +619,30 @@ rb_check_untracked_cascades(RbRun *run)
 }
 
 /*
+ * Whether predicate fn (a bkperf function of one regclass, defined in
+ * 30_capture.sql, where track_table and the DDL trigger use it too) holds
+ * for table t.
+ */
+static bool
+rb_table_is(BkperfRbTable *t, const char *fn)
+{
+	Oid			types[1] = {OIDOID};
+	Datum		values[1] = {ObjectIdGetDatum(t->relid)};
+
+	/* Result: the predicate. */
+	bkperf_spi_exec(psprintf("SELECT pg_catalog.count(*) WHERE bkperf.%s($1)", fn),
+					1, types, values, NULL, SPI_OK_SELECT);
+	return bkperf_spi_int64(1) != 0;
+}
+
+/*
  * Refuse a table in table inheritance (not partitioning), tracked before
  * track_table refused it: its statements would reach rows of other tables.
  */
 static void
 rb_check_inheritance(BkperfRbTable *t)
 {
-	Oid			types[1] = {OIDOID};
-	Datum		values[1] = {ObjectIdGetDatum(t->relid)};
-
-	/* Result: inheritance links of t that are not partitions. */
-	bkperf_spi_exec("SELECT pg_catalog.count(*) FROM pg_catalog.pg_inherits i"
-					"  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid"
-					" WHERE (i.inhparent OPERATOR(pg_catalog.=) $1 OR i.inhrelid OPERATOR(pg_catalog.=) $1)"
-					"   AND NOT c.relispartition",
-					1, types, values, NULL, SPI_OK_SELECT);
-	if (bkperf_spi_int64(1) > 0)
+	if (rb_table_is(t, "capture_in_inheritance"))
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("cannot roll back table %s: it uses table inheritance", t->qname),
@@ -651,21 +659,7 @@ rb_check_inheritance(BkperfRbTable *t)
 static void
 rb_check_capture(BkperfRbTable *t)
 {
-	Oid			types[1] = {OIDOID};
-	Datum		values[1] = {ObjectIdGetDatum(t->relid)};
-
-	/* Result: tables of t's tree lacking an ENABLE ALWAYS capture trigger. */
-	bkperf_spi_exec("SELECT pg_catalog.count(*) FROM pg_catalog.pg_class c"
-					" WHERE c.relkind IN ('r', 'p')"
-					"   AND (c.oid OPERATOR(pg_catalog.=) $1"
-					"        OR c.oid IN (SELECT p.relid FROM pg_catalog.pg_partition_tree($1) p))"
-					"   AND (SELECT pg_catalog.count(*) FROM pg_catalog.pg_trigger g"
-					"         WHERE g.tgrelid OPERATOR(pg_catalog.=) c.oid"
-					"           AND g.tgname IN ('bkperf_capture_insert', 'bkperf_capture_update',"
-					"                            'bkperf_capture_delete')"
-					"           AND g.tgenabled OPERATOR(pg_catalog.=) 'A') OPERATOR(pg_catalog.<>) 3",
-					1, types, values, NULL, SPI_OK_SELECT);
-	if (bkperf_spi_int64(1) > 0)
+	if (rb_table_is(t, "capture_is_off"))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("capture triggers of table %s are missing or not ENABLE ALWAYS", t->qname),
