@@ -474,13 +474,13 @@ END
 $$;
 
 /*
- * Rows that joined or left a tracked table without passing through its
- * capture triggers: a partition attached with rows (rel: the table the
- * DDL named; its tracked tree's partitions that have no capture triggers
- * yet), or a table with capture triggers that left a tracked tree with
- * rows (left).  Either restarts the root's change log.
+ * Rows that joined a tracked table without passing through its capture
+ * triggers: a partition attached with rows.  rel is the table the DDL
+ * named; the partitions of its tracked tree that have no capture triggers
+ * yet are the ones just attached (or created, then empty).  Restarts the
+ * root's change log for each that holds rows.
  */
-CREATE FUNCTION @extschema@.capture_unlogged_rows(rel regclass, left_tree regclass)
+CREATE FUNCTION @extschema@.capture_attached_rows(rel regclass)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -490,25 +490,6 @@ DECLARE
     v_root regclass;
     v_rows boolean;
 BEGIN
-    IF left_tree IS NOT NULL THEN
-        SELECT t.relid INTO v_root
-          FROM pg_catalog.pg_trigger g
-          JOIN @extschema@.tracked_tables t
-            ON '#' OPERATOR(pg_catalog.||) t.table_id::pg_catalog.text
-               OPERATOR(pg_catalog.=) pg_catalog.split_part(pg_catalog.encode(g.tgargs, 'escape'), '\000', 1)
-         WHERE g.tgrelid OPERATOR(pg_catalog.=) left_tree
-           AND g.tgname OPERATOR(pg_catalog.=) 'bkperf_capture_insert';
-        IF v_root IS NOT NULL
-           AND (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) left_tree)
-               OPERATOR(pg_catalog.=) 'r' THEN
-            EXECUTE pg_catalog.format('SELECT EXISTS (SELECT 1 FROM ONLY %s)', left_tree) INTO v_rows;
-            IF v_rows THEN
-                PERFORM @extschema@.capture_log_restarts(v_root,
-                    pg_catalog.format('partition %s left it with its rows', left_tree));
-            END IF;
-        END IF;
-        RETURN;
-    END IF;
     FOR v_part, v_root IN
         SELECT DISTINCT c.oid::pg_catalog.regclass, t.relid
           FROM (SELECT rel::pg_catalog.oid AS relid
@@ -527,6 +508,42 @@ BEGIN
                 pg_catalog.format('partition %s joined it with rows that were never logged', v_part));
         END IF;
     END LOOP;
+END
+$$;
+
+/*
+ * Rows that left a tracked table without passing through its capture
+ * triggers: tbl, a table that still has capture triggers but is no longer
+ * in a tracked tree (detached), holding rows.  Its root is the tracked
+ * table whose identity its triggers carry (#table_id); its change log
+ * restarts.
+ */
+CREATE FUNCTION @extschema@.capture_detached_rows(tbl regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_root regclass;
+    v_rows boolean;
+BEGIN
+    SELECT t.relid INTO v_root
+      FROM pg_catalog.pg_trigger g
+      JOIN @extschema@.tracked_tables t
+        ON '#' OPERATOR(pg_catalog.||) t.table_id::pg_catalog.text
+           OPERATOR(pg_catalog.=) pg_catalog.split_part(pg_catalog.encode(g.tgargs, 'escape'), '\000', 1)
+     WHERE g.tgrelid OPERATOR(pg_catalog.=) tbl
+       AND g.tgname OPERATOR(pg_catalog.=) 'bkperf_capture_insert';
+    IF v_root IS NULL
+       OR (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl)
+          OPERATOR(pg_catalog.<>) 'r' THEN
+        RETURN;
+    END IF;
+    EXECUTE pg_catalog.format('SELECT EXISTS (SELECT 1 FROM ONLY %s)', tbl) INTO v_rows;
+    IF v_rows THEN
+        PERFORM @extschema@.capture_log_restarts(v_root,
+            pg_catalog.format('partition %s left it with its rows', tbl));
+    END IF;
 END
 $$;
 
@@ -689,7 +706,7 @@ BEGIN
            AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c
                         WHERE c.oid OPERATOR(pg_catalog.=) d.objid AND c.relkind IN ('r', 'p'))
     LOOP
-        PERFORM @extschema@.capture_unlogged_rows(v_rel, NULL);
+        PERFORM @extschema@.capture_attached_rows(v_rel);
         PERFORM @extschema@.capture_sync_partitions_of(v_rel);
     END LOOP;
     -- Tables with capture triggers that are no longer in a tracked tree.
@@ -707,7 +724,7 @@ BEGIN
                 CONTINUE;       -- a Citus shard of a tracked table (70_citus.sql)
             END IF;
         END IF;
-        PERFORM @extschema@.capture_unlogged_rows(NULL, v_rel);
+        PERFORM @extschema@.capture_detached_rows(v_rel);
         PERFORM @extschema@.capture_triggers_drop(v_rel);
     END LOOP;
     -- Capture switched off (ALTER TABLE ... DISABLE TRIGGER, or ENABLE
@@ -750,7 +767,8 @@ REVOKE ALL ON FUNCTION @extschema@.capture_sync_partitions_of(regclass) FROM PUB
 REVOKE ALL ON FUNCTION @extschema@.capture_sync_columns(regclass) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.forget_dropped_tables() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.capture_log_restarts(regclass, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@.capture_unlogged_rows(regclass, regclass) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.capture_attached_rows(regclass) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.capture_detached_rows(regclass) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.capture_partitions_before_drop() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.track_table(regclass, name, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.untrack_table(regclass) FROM PUBLIC;
@@ -783,8 +801,10 @@ COMMENT ON FUNCTION @extschema@.capture_is_off(regclass) IS
     'Internal: whether a capture trigger of a tracked table or of its partitions is missing or not ENABLE ALWAYS.';
 COMMENT ON FUNCTION @extschema@.capture_in_inheritance(regclass) IS
     'Internal: whether a table has table inheritance (not partitioning) parents or children.';
-COMMENT ON FUNCTION @extschema@.capture_unlogged_rows(regclass, regclass) IS
-    'Internal: restarts the change log of a tracked table that a partition joined, or left, with rows.';
+COMMENT ON FUNCTION @extschema@.capture_attached_rows(regclass) IS
+    'Internal: restarts the change log of a tracked table that a partition joined with rows.';
+COMMENT ON FUNCTION @extschema@.capture_detached_rows(regclass) IS
+    'Internal: restarts the change log of the tracked table that a detached partition left with rows.';
 COMMENT ON FUNCTION @extschema@.capture_partitions_before_drop() IS
     'ddl_command_start event trigger of DROP: notes the tracked tables'' partitions that may hold rows, for forget_dropped_tables.';
 COMMENT ON FUNCTION @extschema@.track_table(regclass, name, text) IS
