@@ -155,6 +155,15 @@ extern bool bkperf_rb_has_always_triggers(BkperfRbTable *t);
 extern void bkperf_rb_apply_verify(BkperfRbTable *t, const char *tenant, bool rows);
 extern void bkperf_rb_check_owner_triggers(BkperfRbTable *t);
 
+/* rollback_unlogged.c: rollbacks that do not log their own changes. */
+extern void bkperf_rb_unlogged_check(const char *tenant, bool is_snapshot, Datum target,
+									 TimestampTz scan_from, bool by_commit_ts,
+									 const char *after_predicate,
+									 const int64 *table_ids, int ntables);
+extern void bkperf_rb_unlogged_record(const char *tenant, int64 rollback_id,
+									  TimestampTz scan_from, bool by_commit_ts,
+									  const int64 *table_ids, int ntables);
+
 /*
  * rollback_columns.c: how log images of one tracked table map onto its
  * columns today, for the images logged between two column changes (an
@@ -375,6 +384,12 @@ typedef struct CaptureLogWriter
 	MemoryContext cxt;			/* the statement's: slots and this struct */
 	MemoryContext batchcxt;		/* row datums; reset after each batch */
 } CaptureLogWriter;
+
+/*
+ * capture.c: while an unlogged rollback writes a table, that table's
+ * capture triggers log nothing (0: capture everything).
+ */
+extern void bkperf_capture_suppress(int64 table_id);
 
 extern CaptureLogWriter *capture_log_open(Datum table_name, int64 table_id,
 										   int64 rows, Oid log_rel);

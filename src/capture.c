@@ -135,6 +135,13 @@ typedef struct CaptureCacheEntry
 static HTAB *cs_cache = NULL;
 
 /*
+ * The table_id whose capture an unlogged rollback's apply switched off
+ * (bkperf_capture_suppress), or 0.  Set and reset around each of its
+ * statements by rollback.c, never by SQL.
+ */
+static int64 cs_suppressed = 0;
+
+/*
  * Relcache invalidation: entries of the invalidated table (all of them for
  * InvalidOid) become stale.
  */
@@ -274,9 +281,10 @@ cs_shape_copy(const CaptureJsonShape *cached)
 }
 
 /*
- * Check how we were called and set cs up from the cached trigger data.
+ * Check how we were called and set cs up from the cached trigger data;
+ * false when an unlogged rollback switched this table's capture off.
  */
-static void
+static bool
 cs_init(CaptureStmt *cs, TriggerData *td)
 {
 	Trigger    *tg = td->tg_trigger;
@@ -292,6 +300,8 @@ cs_init(CaptureStmt *cs, TriggerData *td)
 				 errhint("Use bkperf.track_table() to create the capture triggers.")));
 	cs->rel = td->tg_relation;
 	e = cs_cache_get(cs->rel, tg);
+	if (cs_suppressed != 0 && e->table_id == cs_suppressed)
+		return false;
 	cs->undo = e->undo;
 	cs->cols = e->cols;
 	cs->row = cs_shape_copy(e->row);
@@ -301,6 +311,7 @@ cs_init(CaptureStmt *cs, TriggerData *td)
 							 tuplestore_tuple_count(td->tg_newtable ? td->tg_newtable
 													: td->tg_oldtable),
 							 e->log_rel);
+	return true;
 }
 
 /*
@@ -505,7 +516,8 @@ bkperf_capture(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("bkperf.capture() needs the transition tables of its event"),
 				 errhint("Use bkperf.track_table() to create the capture triggers.")));
-	cs_init(&cs, td);
+	if (!cs_init(&cs, td))
+		return PointerGetDatum(NULL);
 	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
 		cs_log_all(&cs, td->tg_newtable, CAPTURE_OP_INSERT);
 	else if (TRIGGER_FIRED_BY_DELETE(td->tg_event))
@@ -514,6 +526,15 @@ bkperf_capture(PG_FUNCTION_ARGS)
 		cs_log_update(&cs, td->tg_oldtable, td->tg_newtable);
 	capture_log_close(cs.w);
 	return PointerGetDatum(NULL);
+}
+
+/*
+ * Switch capture off for one tracked table's triggers (0: on again).
+ */
+void
+bkperf_capture_suppress(int64 table_id)
+{
+	cs_suppressed = table_id;
 }
 
 /*

@@ -35,7 +35,9 @@
  *	   and is recorded in the history with its error.
  *
  * Every statement goes through the capture triggers, so a rollback is
- * itself logged and can be rolled back.
+ * itself logged and can be rolled back; except in the _unlogged forms
+ * (rollback_unlogged.c), whose apply switches capture off for the table it
+ * writes, and whose window every later rollback checks first.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -71,6 +73,8 @@
 
 PG_FUNCTION_INFO_V1(bkperf_rollback_to_snapshot);
 PG_FUNCTION_INFO_V1(bkperf_rollback_to_time);
+PG_FUNCTION_INFO_V1(bkperf_rollback_to_snapshot_unlogged);
+PG_FUNCTION_INFO_V1(bkperf_rollback_to_time_unlogged);
 
 /*
  * Slack subtracted from log_scan_from when scanning: a backend stamps its
@@ -89,6 +93,7 @@ typedef struct RbTarget
 	TimestampTz scan_from;
 	bool		by_commit_ts;
 	bool		dry_run;
+	bool		unlogged;		/* the _unlogged forms */
 	int			nlist;			/* explicit table list, or -1 */
 	Oid		   *list;
 } RbTarget;
@@ -527,6 +532,26 @@ rb_after_predicate(RbTarget *t)
 		"    > $4::pg_catalog.timestamptz)";
 }
 
+/*
+ * Refuse a target inside the window of an earlier unlogged rollback of the
+ * tenant that changed a table of the scope (rollback_unlogged.c).
+ */
+static void
+rb_check_unlogged(RbRun *run)
+{
+	RbTarget   *t = run->target;
+	int64	   *ids = palloc(sizeof(int64) * Max(run->ntables, 1));
+
+	if (run->ntables == 0)
+		return;
+	for (int i = 0; i < run->ntables; i++)
+		ids[i] = run->tables[i].table_id;
+	bkperf_rb_unlogged_check(t->tenant, t->snapshot_id != 0,
+							 t->snapshot_id != 0 ? t->snapshot : TimestampTzGetDatum(t->target_time),
+							 t->scan_from - RB_SCAN_MARGIN_USEC, t->by_commit_ts,
+							 rb_after_predicate(t), ids, run->ntables);
+}
+
 /* ---------------------------------------------------------------------
  * Plan and order
  * ---------------------------------------------------------------------
@@ -817,22 +842,40 @@ rb_apply(RbRun *run)
 
 	for (int k = 0; k < n && !triggers; k++)
 		triggers = bkperf_rb_has_always_triggers(&run->tables[parents_first[k]]);
+	if (triggers && run->target->unlogged)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("an unlogged rollback cannot restore tables with ENABLE ALWAYS triggers"),
+				 errdetail("With capture off, what such a trigger writes during the rollback could not be seen."),
+				 errhint("Use rollback_to_snapshot or rollback_to_time, which log their changes.")));
 	if (triggers)
 		before = rb_own_log_rows();
-	for (int k = 0; k < n; k++)
+	PG_TRY();
 	{
-		BkperfRbTable *t = &run->tables[children_first[k]];
+		for (int k = 0; k < n; k++)
+		{
+			BkperfRbTable *t = &run->tables[children_first[k]];
 
-		bkperf_rb_plan_set_active(run->plan, children_first[k], t->owner);
-		bkperf_rb_apply_delete(t, run->target->tenant);
+			bkperf_rb_plan_set_active(run->plan, children_first[k], t->owner);
+			if (run->target->unlogged)
+				bkperf_capture_suppress(t->table_id);
+			bkperf_rb_apply_delete(t, run->target->tenant);
+		}
+		for (int k = 0; k < n; k++)
+		{
+			BkperfRbTable *t = &run->tables[parents_first[k]];
+
+			bkperf_rb_plan_set_active(run->plan, parents_first[k], t->owner);
+			if (run->target->unlogged)
+				bkperf_capture_suppress(t->table_id);
+			bkperf_rb_apply_upsert(t, run->target->tenant);
+		}
 	}
-	for (int k = 0; k < n; k++)
+	PG_FINALLY();
 	{
-		BkperfRbTable *t = &run->tables[parents_first[k]];
-
-		bkperf_rb_plan_set_active(run->plan, parents_first[k], t->owner);
-		bkperf_rb_apply_upsert(t, run->target->tenant);
+		bkperf_capture_suppress(0);
 	}
+	PG_END_TRY();
 	/* What no trigger enforced, once every table is written. */
 	if (triggers)
 		rb_check_trigger_writes(run, n, parents_first, before);
@@ -992,6 +1035,19 @@ rb_summary(FunctionCallInfo fcinfo, RbRun *run)
 		sums[2] += run->tables[i].inserted;
 	}
 	rb_history_finish(run, status, ntables, sums);
+	if (run->target->unlogged && run->error == NULL && !run->target->dry_run)
+	{
+		int64	   *ids = palloc(sizeof(int64) * Max(run->ntables, 1));
+		int			nids = 0;
+
+		for (int i = 0; i < run->ntables; i++)
+			if (rb_changed(run, i))
+				ids[nids++] = run->tables[i].table_id;
+		if (nids > 0)
+			bkperf_rb_unlogged_record(run->target->tenant, run->rollback_id,
+									  run->target->scan_from - RB_SCAN_MARGIN_USEC,
+									  run->target->by_commit_ts, ids, nids);
+	}
 	values[0] = Int64GetDatum(run->rollback_id);
 	values[1] = CStringGetTextDatum(status);
 	values[2] = Int32GetDatum(ntables);
@@ -1030,6 +1086,7 @@ rb_run(FunctionCallInfo fcinfo, RbTarget *target)
 	if (!target->dry_run)
 		rb_lock_tables(run);
 	rb_report_skipped(run);
+	rb_check_unlogged(run);
 	rb_history_start(run);
 	rb_build_plan(run);
 	rb_order(run);
@@ -1064,7 +1121,7 @@ rb_table_list(FunctionCallInfo fcinfo, RbTarget *t)
 	int			nelems;
 
 	t->nlist = -1;
-	if (PG_NARGS() < 4)
+	if (PG_NARGS() < 4 || (t->unlogged && PG_ARGISNULL(3)))
 		return;
 	if (PG_ARGISNULL(3))
 		ereport(ERROR,
@@ -1089,9 +1146,11 @@ rb_table_list(FunctionCallInfo fcinfo, RbTarget *t)
  * Argument checks and locks shared by both entry points.
  */
 static RbTarget *
-rb_begin(FunctionCallInfo fcinfo, const char *what)
+rb_begin(FunctionCallInfo fcinfo, const char *what, bool unlogged)
 {
 	RbTarget   *t = palloc0(sizeof(RbTarget));
+
+	t->unlogged = unlogged;
 
 	t->tenant = bkperf_rb_required_text(fcinfo, 0, "tenant");
 	if (PG_ARGISNULL(1))
@@ -1106,9 +1165,38 @@ rb_begin(FunctionCallInfo fcinfo, const char *what)
 	rb_table_list(fcinfo, t);
 	SPI_connect();
 	bkperf_citus_refuse_on_coordinator("a rollback");
+	if (unlogged && bkperf_citus_on_worker())
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("unlogged rollbacks are not supported on Citus"),
+				 errhint("Use rollback_to_snapshot or rollback_to_time.")));
 	bkperf_rb_require_tracked();
 	rb_lock_tenant(t->tenant);
 	return t;
+}
+
+/*
+ * Both targets of both forms: resolve, run, return the summary.
+ */
+static Datum
+rb_entry(FunctionCallInfo fcinfo, bool by_snapshot, bool unlogged)
+{
+	RbTarget   *t = rb_begin(fcinfo, by_snapshot ? "snapshot_id" : "target", unlogged);
+	Datum		result;
+
+	if (by_snapshot)
+	{
+		t->snapshot_id = PG_GETARG_INT64(1);
+		rb_resolve_snapshot(t);
+	}
+	else
+	{
+		t->target_time = PG_GETARG_TIMESTAMPTZ(1);
+		rb_resolve_time(t);
+	}
+	result = rb_run(fcinfo, t);
+	SPI_finish();
+	return result;
 }
 
 /*
@@ -1118,14 +1206,7 @@ rb_begin(FunctionCallInfo fcinfo, const char *what)
 Datum
 bkperf_rollback_to_snapshot(PG_FUNCTION_ARGS)
 {
-	RbTarget   *t = rb_begin(fcinfo, "snapshot_id");
-	Datum		result;
-
-	t->snapshot_id = PG_GETARG_INT64(1);
-	rb_resolve_snapshot(t);
-	result = rb_run(fcinfo, t);
-	SPI_finish();
-	PG_RETURN_DATUM(result);
+	PG_RETURN_DATUM(rb_entry(fcinfo, true, false));
 }
 
 /*
@@ -1135,12 +1216,25 @@ bkperf_rollback_to_snapshot(PG_FUNCTION_ARGS)
 Datum
 bkperf_rollback_to_time(PG_FUNCTION_ARGS)
 {
-	RbTarget   *t = rb_begin(fcinfo, "target");
-	Datum		result;
+	PG_RETURN_DATUM(rb_entry(fcinfo, false, false));
+}
 
-	t->target_time = PG_GETARG_TIMESTAMPTZ(1);
-	rb_resolve_time(t);
-	result = rb_run(fcinfo, t);
-	SPI_finish();
-	PG_RETURN_DATUM(result);
+/*
+ * bkperf.rollback_to_snapshot_unlogged(tenant, snapshot_id, dry_run,
+ * tables): the same, without logging the rollback's own changes.
+ */
+Datum
+bkperf_rollback_to_snapshot_unlogged(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_DATUM(rb_entry(fcinfo, true, true));
+}
+
+/*
+ * bkperf.rollback_to_time_unlogged(tenant, target, dry_run, tables): the
+ * same, without logging the rollback's own changes.
+ */
+Datum
+bkperf_rollback_to_time_unlogged(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_DATUM(rb_entry(fcinfo, false, true));
 }

@@ -60,6 +60,9 @@ CREATE TABLE @extschema@.backup_pitr_rollback_history (
     error_sqlstate  text,
     requested_by    text NOT NULL DEFAULT CURRENT_USER,
     skipped_tables  jsonb,
+    -- A completed rollback that did not log its own changes: {"txid",
+    -- "xact_start", "by_commit_ts", "origin", "table_ids"}; NULL otherwise.
+    unlogged        jsonb,
     CONSTRAINT backup_pitr_rollback_history_pkey PRIMARY KEY (tenant_id, rollback_id),
     CONSTRAINT backup_pitr_rollback_history_status_check CHECK
         (rollback_status IN ('running', 'completed', 'failed', 'dry_run')),

@@ -173,5 +173,44 @@ COMMENT ON FUNCTION @extschema@.rollback_to_snapshot(text, bigint, boolean, regc
 COMMENT ON FUNCTION @extschema@.rollback_to_time(text, timestamptz, boolean, regclass[]) IS
     'Restores the tenant''s rows in the listed tables to their state at the target time; returns the summary and the tracked tables left outside the scope.';
 
+/*
+ * Rollbacks that do not log their own changes, as E-Maj's default
+ * emaj_rollback_group does: faster, but the rollback itself cannot be
+ * rolled back, and every target it would need (later than its own target,
+ * earlier than itself) is refused from then on for the tables it changed
+ * (src/rollback_unlogged.c).  tables NULL: every tracked table the caller
+ * owns.
+ */
+CREATE FUNCTION @extschema@.rollback_to_snapshot_unlogged(tenant text, snapshot_id bigint,
+                                                          dry_run boolean DEFAULT false,
+                                                          tables regclass[] DEFAULT NULL,
+                                                          OUT rollback_id bigint, OUT status text,
+                                                          OUT tables integer, OUT rows_deleted bigint,
+                                                          OUT rows_updated bigint, OUT rows_inserted bigint,
+                                                          OUT duration_ms double precision, OUT error text,
+                                                          OUT skipped_tables jsonb)
+RETURNS record
+AS 'MODULE_PATHNAME', 'bkperf_rollback_to_snapshot_unlogged'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT;
+
+CREATE FUNCTION @extschema@.rollback_to_time_unlogged(tenant text, target timestamptz,
+                                                      dry_run boolean DEFAULT false,
+                                                      tables regclass[] DEFAULT NULL,
+                                                      OUT rollback_id bigint, OUT status text,
+                                                      OUT tables integer, OUT rows_deleted bigint,
+                                                      OUT rows_updated bigint, OUT rows_inserted bigint,
+                                                      OUT duration_ms double precision, OUT error text,
+                                                      OUT skipped_tables jsonb)
+RETURNS record
+AS 'MODULE_PATHNAME', 'bkperf_rollback_to_time_unlogged'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT;
+
+REVOKE ALL ON FUNCTION @extschema@.rollback_to_snapshot_unlogged(text, bigint, boolean, regclass[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.rollback_to_time_unlogged(text, timestamptz, boolean, regclass[]) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.rollback_to_snapshot_unlogged(text, bigint, boolean, regclass[]) IS
+    'As rollback_to_snapshot, without logging the rollback''s own changes: it cannot itself be rolled back, and targets between its target and itself are refused afterwards for the tables it changed.';
+COMMENT ON FUNCTION @extschema@.rollback_to_time_unlogged(text, timestamptz, boolean, regclass[]) IS
+    'As rollback_to_time, without logging the rollback''s own changes: it cannot itself be rolled back, and targets between its target and itself are refused afterwards for the tables it changed.';
+
 COMMENT ON FUNCTION @extschema@.list_snapshots_query(text, text) IS
     'Internal: the query of list_snapshots (PL/pgSQL, which Citus can plan).';

@@ -3,6 +3,7 @@
 -- transaction that is rolled back afterwards, so every run starts from the
 -- same state and undoes identical work.  :which is one of
 --   bkperf        bkperf.rollback_to_snapshot (its own changes logged)
+--   bkperf_unlogged  bkperf.rollback_to_snapshot_unlogged (not logged)
 --   emaj          emaj.emaj_rollback_group (E-Maj's default: not logged)
 --   emaj_logged   emaj.emaj_logged_rollback_group
 --   floor         the bare DML undoing the same rows from typed copies
@@ -15,13 +16,17 @@ VACUUM;
 -- Each run writes tens of MB of WAL: start each from a checkpoint, so one
 -- run's checkpoint does not land in another's timing.
 CHECKPOINT;
-SELECT :'which' = 'bkperf' AS is_bk, :'which' = 'emaj' AS is_em,
+SELECT :'which' = 'bkperf' AS is_bk, :'which' = 'bkperf_unlogged' AS is_bku, :'which' = 'emaj' AS is_em,
        :'which' = 'emaj_logged' AS is_eml \gset
 BEGIN;
 SELECT clock_timestamp() AS t0 \gset
 \if :is_bk
 SELECT status, rows_deleted + rows_updated + rows_inserted AS rows
   FROM bkperf.rollback_to_snapshot('1',
+       (SELECT max(snapshot_id) FROM bkperf.backup_pitr_snapshots WHERE tenant_id = '1')) \gset
+\elif :is_bku
+SELECT status, rows_deleted + rows_updated + rows_inserted AS rows
+  FROM bkperf.rollback_to_snapshot_unlogged('1',
        (SELECT max(snapshot_id) FROM bkperf.backup_pitr_snapshots WHERE tenant_id = '1')) \gset
 \elif :is_em
 SELECT coalesce(string_agg(rlbk_message, '; '), '') AS status FROM emaj.emaj_rollback_group('bench', 'M0') \gset
