@@ -1151,7 +1151,6 @@ rb_begin(FunctionCallInfo fcinfo, const char *what, bool unlogged)
 	RbTarget   *t = palloc0(sizeof(RbTarget));
 
 	t->unlogged = unlogged;
-
 	t->tenant = bkperf_rb_required_text(fcinfo, 0, "tenant");
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,

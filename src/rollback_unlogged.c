@@ -28,7 +28,8 @@
  *	  belong to that cluster), always counted after; and it is refused then,
  *	  its log rows' transaction ids meaning nothing here.
  *	- a change before s among those after T_U: a log row of U's tables
- *	  from U's scan start up to U's start that U's rule counted after T_U
+ *	  from U's scan start up to its table locks (its history row's
+ *	  started_at, after them) that U's rule counted after T_U
  *	  and L's counts before s (or that precedes L's own scan).  Rows written
  *	  after U may be among them only when they started before U: that can
  *	  only refuse more, never less.  A U that counted by commit time, when
