@@ -1164,11 +1164,6 @@ rb_begin(FunctionCallInfo fcinfo, const char *what, bool unlogged)
 	rb_table_list(fcinfo, t);
 	SPI_connect();
 	bkperf_citus_refuse_on_coordinator("a rollback");
-	if (unlogged && bkperf_citus_on_worker())
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("unlogged rollbacks are not supported on Citus"),
-				 errhint("Use rollback_to_snapshot or rollback_to_time.")));
 	bkperf_rb_require_tracked();
 	rb_lock_tenant(t->tenant);
 	return t;

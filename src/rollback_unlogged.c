@@ -42,6 +42,7 @@
 #include "executor/spi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
 #include "utils/timestamp.h"
 
 #include "bkperf.h"
@@ -146,8 +147,8 @@ bkperf_rb_unlogged_record(const char *tenant, int64 rollback_id, TimestampTz sca
 						  bool by_commit_ts, const int64 *table_ids, int ntables)
 {
 	Datum	   *ids = palloc(sizeof(Datum) * Max(ntables, 1));
-	Oid			types[5] = {TEXTOID, INT8OID, BOOLOID, INT8ARRAYOID, TIMESTAMPTZOID};
-	Datum		values[5];
+	Oid			types[6] = {TEXTOID, INT8OID, BOOLOID, INT8ARRAYOID, TIMESTAMPTZOID, XID8OID};
+	Datum		values[6];
 
 	for (int i = 0; i < ntables; i++)
 		ids[i] = Int64GetDatum(table_ids[i]);
@@ -157,9 +158,11 @@ bkperf_rb_unlogged_record(const char *tenant, int64 rollback_id, TimestampTz sca
 	values[3] = PointerGetDatum(construct_array(ids, ntables, INT8OID, sizeof(int64),
 												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	values[4] = TimestampTzGetDatum(scan_from);
+	/* The transaction id as a parameter: Citus refuses volatile functions here. */
+	values[5] = DirectFunctionCall1(pg_current_xact_id, (Datum) 0);
 	bkperf_spi_exec("UPDATE bkperf.backup_pitr_rollback_history"
 					"   SET unlogged = pg_catalog.jsonb_build_object("
-					"         'txid', pg_catalog.pg_current_xact_id()::pg_catalog.text,"
+					"         'txid', $6::pg_catalog.text,"
 					"         'xact_start', pg_catalog.now(),"
 					"         'by_commit_ts', $3,"
 					"         'scan_from', $5,"
@@ -167,5 +170,5 @@ bkperf_rb_unlogged_record(const char *tenant, int64 rollback_id, TimestampTz sca
 					"         'table_ids', $4)"
 					" WHERE tenant_id OPERATOR(pg_catalog.=) $1"
 					"   AND rollback_id OPERATOR(pg_catalog.=) $2",
-					5, types, values, NULL, SPI_OK_UPDATE);
+					6, types, values, NULL, SPI_OK_UPDATE);
 }

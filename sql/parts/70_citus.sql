@@ -291,7 +291,9 @@ BEGIN
         '@extschema@.rollback_to_snapshot(text, bigint, boolean)',
         '@extschema@.rollback_to_snapshot(text, bigint, boolean, regclass[])',
         '@extschema@.rollback_to_time(text, timestamptz, boolean)',
-        '@extschema@.rollback_to_time(text, timestamptz, boolean, regclass[])']::regprocedure[]
+        '@extschema@.rollback_to_time(text, timestamptz, boolean, regclass[])',
+        '@extschema@.rollback_to_snapshot_unlogged(text, bigint, boolean, regclass[])',
+        '@extschema@.rollback_to_time_unlogged(text, timestamptz, boolean, regclass[])']::regprocedure[]
     LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_object o
                         WHERE o.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::regclass

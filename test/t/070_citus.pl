@@ -3,7 +3,8 @@
 # distributed table through the coordinator into the co-located log shards,
 # a snapshot and an exact rollback of one tenant run on its worker (compared
 # with a REPEATABLE READ copy taken with the snapshot, other tenants
-# untouched), every health and statistics function on the coordinator
+# untouched), an unlogged rollback there (exact, no log rows, the window
+# refused), every health and statistics function on the coordinator
 # against the same catalog on one plain node, endpoint alerts, and the
 # documented steps to remove bkperf, after which it can be created again.
 # Skipped when Citus is not installed in this server (test/check builds it
@@ -264,6 +265,29 @@ is($coord->safe_psql('postgres', q{SELECT bkperf.change_log_floor() = (SELECT tr
     't', 'change_log_floor');
 is($coord->safe_psql('postgres', q{SELECT string_agg(label || ' ' || rollbacks, ',') FROM bkperf.list_snapshots('b')}),
     'before 1', 'list_snapshots');
+
+# An unlogged rollback runs on the worker too: exact, nothing logged, and a
+# snapshot between its target and itself refused afterwards.
+my $snap2 = $coord->safe_psql('postgres', q{SELECT bkperf.create_snapshot('b', 'after rollback')});
+$coord->safe_psql('postgres', q{UPDATE orders SET qty = 11 WHERE tenant = 'b'; INSERT INTO orders VALUES ('b', 60, 1, 'x');});
+my $snap3 = $coord->safe_psql('postgres', q{SELECT bkperf.create_snapshot('b', 'between')});
+$coord->safe_psql('postgres', q{DELETE FROM orders WHERE tenant = 'b' AND id = 60;});
+my $b_log = q{SELECT count(*) FROM bkperf.backup_transaction_logs WHERE tenant_id = 'b'};
+my $b_logged = $coord->safe_psql('postgres', $b_log);
+$others_before = $coord->safe_psql('postgres', $others);
+is($coord->safe_psql('postgres', qq{
+    SELECT status || ' ' || rows_deleted || ' ' || rows_updated || ' ' || rows_inserted
+      FROM bkperf.rollback_to_snapshot_unlogged('b', $snap2)}),
+    'completed 0 9 0', 'unlogged rollback of tenant b completed on its worker');
+is($coord->safe_psql('postgres', q{SELECT string_agg(tenant || ':' || id || ':' || qty || ':' || note, ',' ORDER BY tenant, id)
+                                     FROM orders WHERE tenant = 'b'}),
+    $copy, 'tenant b is exactly what the snapshot after the first rollback saw');
+is($coord->safe_psql('postgres', $b_log), $b_logged, 'the unlogged rollback wrote no log rows');
+is($coord->safe_psql('postgres', $others), $others_before, 'other tenants untouched by the unlogged rollback');
+like(fails($coord, qq{SELECT * FROM bkperf.rollback_to_snapshot('b', $snap3)}),
+    qr/ERROR:  55000: rollback target lies between an unlogged rollback and its target/,
+    'a snapshot between the unlogged rollback and its target is refused on the worker (55000)');
+
 
 # Endpoint alerts: metrics inserted through the coordinator raise an alert.
 $coord->safe_psql('postgres', q{
