@@ -152,6 +152,7 @@ extern List *bkperf_rb_unique_checks(BkperfRbTable *t);
 extern void bkperf_rb_apply_upsert(BkperfRbTable *t, const char *tenant);
 extern void bkperf_rb_apply_delete(BkperfRbTable *t, const char *tenant);
 extern bool bkperf_rb_has_always_triggers(BkperfRbTable *t);
+extern void bkperf_rb_fire_deferred_always(BkperfRbTable *t);
 extern void bkperf_rb_apply_verify(BkperfRbTable *t, const char *tenant, bool rows);
 extern void bkperf_rb_check_owner_triggers(BkperfRbTable *t);
 

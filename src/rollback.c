@@ -878,7 +878,11 @@ rb_apply(RbRun *run)
 	PG_END_TRY();
 	/* What no trigger enforced, once every table is written. */
 	if (triggers)
+	{
+		for (int k = 0; k < n; k++)
+			bkperf_rb_fire_deferred_always(&run->tables[parents_first[k]]);
 		rb_check_trigger_writes(run, n, parents_first, before);
+	}
 	for (int k = 0; k < n; k++)
 	{
 		BkperfRbTable *t = &run->tables[parents_first[k]];

@@ -132,6 +132,42 @@ bkperf_rb_has_always_triggers(BkperfRbTable *t)
 }
 
 /*
+ * Fire now the events the apply queued for t's deferrable ENABLE ALWAYS
+ * constraint triggers (its own or its partitions'), which would otherwise
+ * fire at commit, after the checks of what triggers wrote:
+ * SET CONSTRAINTS ... IMMEDIATE runs them retroactively, as the caller
+ * (another owner's table with such a trigger was refused before the
+ * apply).  They stay immediate for the rest of the caller's transaction;
+ * a failed or dry run's subtransaction puts the setting back.
+ */
+void
+bkperf_rb_fire_deferred_always(BkperfRbTable *t)
+{
+	Oid			types[1] = {OIDOID};
+	Datum		values[1] = {ObjectIdGetDatum(t->relid)};
+	char	   *names = NULL;
+
+	/* Result: their constraints' qualified names, or NULL. */
+	bkperf_spi_exec("SELECT pg_catalog.string_agg(DISTINCT pg_catalog.quote_ident(n.nspname)"
+					"         OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||)"
+					"         pg_catalog.quote_ident(c.conname), ', ')"
+					"  FROM pg_catalog.pg_trigger g"
+					"  JOIN pg_catalog.pg_constraint c ON c.oid OPERATOR(pg_catalog.=) g.tgconstraint"
+					"  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.connamespace"
+					" WHERE (g.tgrelid OPERATOR(pg_catalog.=) $1"
+					"        OR g.tgrelid IN (SELECT p.relid FROM pg_catalog.pg_partition_tree($1) p))"
+					"   AND g.tgdeferrable AND NOT g.tgisinternal"
+					"   AND g.tgenabled OPERATOR(pg_catalog.=) 'A'",
+					1, types, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+		names = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	if (names == NULL)
+		return;
+	bkperf_spi_exec(psprintf("SET CONSTRAINTS %s IMMEDIATE", names), 0, NULL, NULL, NULL,
+					SPI_OK_UTILITY);
+}
+
+/*
  * Fail if triggers made t's rows differ from what the rollback wrote: n
  * rows it restored (deleted: it deleted) are not as it left them.
  */

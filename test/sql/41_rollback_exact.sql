@@ -599,6 +599,28 @@ SELECT error_sqlstate, error_message FROM bkperf.backup_pitr_rollback_history OR
 ALTER TABLE ex.stampy DISABLE TRIGGER stampy_counter;
 SELECT status FROM bkperf.rollback_to_snapshot('sy', :s23, false, '{ex.stampy}');
 SELECT ex.diff(:s23, 'ex.stampy', 'tenant', 'sy') AS differences;
+-- A deferred ENABLE ALWAYS constraint trigger would fire at commit, after
+-- those checks: the rollback fires it before them.  One that writes a
+-- tracked table is refused (it used to complete, and stamp the rows at
+-- commit); one that only validates lets the rollback complete exactly.
+CREATE FUNCTION ex.stampy_late_stamp() RETURNS trigger LANGUAGE plpgsql AS
+    $$BEGIN UPDATE ex.stampy SET stamp = stamp + 10 WHERE id = NEW.id; RETURN NULL; END$$;
+CREATE CONSTRAINT TRIGGER stampy_late_stamp AFTER UPDATE OF v ON ex.stampy
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ex.stampy_late_stamp();
+ALTER TABLE ex.stampy ENABLE ALWAYS TRIGGER stampy_late_stamp;
+UPDATE ex.stampy SET v = 4 WHERE id = 1;
+SELECT status FROM bkperf.rollback_to_snapshot('sy', :s23, false, '{ex.stampy}');
+SELECT error_sqlstate FROM bkperf.backup_pitr_rollback_history ORDER BY rollback_id DESC LIMIT 1;
+SELECT id, v, stamp FROM ex.stampy ORDER BY id;
+DROP TRIGGER stampy_late_stamp ON ex.stampy;
+CREATE FUNCTION ex.stampy_late_check() RETURNS trigger LANGUAGE plpgsql AS
+    $$BEGIN IF NEW.v > 100 THEN RAISE 'too big'; END IF; RETURN NULL; END$$;
+CREATE CONSTRAINT TRIGGER stampy_late_check AFTER UPDATE ON ex.stampy
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ex.stampy_late_check();
+ALTER TABLE ex.stampy ENABLE ALWAYS TRIGGER stampy_late_check;
+SELECT status FROM bkperf.rollback_to_snapshot('sy', :s23, false, '{ex.stampy}');
+SELECT ex.diff(:s23, 'ex.stampy', 'tenant', 'sy') AS differences;
+DROP TRIGGER stampy_late_check ON ex.stampy;
 
 -- Unique and exclusion constraints.  The apply deletes before it upserts,
 -- so a value that a row written after the target took is free again for
