@@ -2082,3 +2082,53 @@ COMMENT ON FUNCTION @extschema@.citus_is_shard(oid) IS
     'Internal: whether a relation is a shard of a Citus table on this node (bkperf''s event triggers leave shards alone).';
 COMMENT ON FUNCTION @extschema@.citus_distribute_functions() IS
     'Internal: makes create_snapshot and the rollbacks distributed by tenant (run on the tenant''s worker) and tenant_text() immutable on every Citus node.';
+
+/*
+ * ddl_command_end event trigger for ALTER TRIGGER: bkperf finds a tracked
+ * table's capture triggers by name (their checks, track_table's repair,
+ * the rollback's trigger checks).  A renamed one would be counted as a
+ * trigger of the table's own, and tracking the table again would add a
+ * second set: every change logged twice.  So renaming them is refused.
+ */
+CREATE FUNCTION @extschema@.capture_triggers_keep_names()
+RETURNS event_trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_rel   regclass;
+    v_name  name;
+BEGIN
+    IF pg_catalog.to_regprocedure('@extschema@.capture()') IS NULL THEN
+        RETURN;
+    END IF;
+    IF pg_catalog.to_regprocedure('@extschema@.citus_ddl_is_internal()') IS NOT NULL THEN
+        IF @extschema@.citus_ddl_is_internal() THEN
+            RETURN;             -- Citus applying DDL to shards (70_citus.sql)
+        END IF;
+    END IF;
+    SELECT g.tgrelid, g.tgname INTO v_rel, v_name
+      FROM pg_catalog.pg_event_trigger_ddl_commands() d
+      JOIN pg_catalog.pg_trigger g ON g.oid OPERATOR(pg_catalog.=) d.objid
+     WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_trigger'::pg_catalog.regclass
+       AND g.tgfoid IN (pg_catalog.to_regprocedure('@extschema@.capture()'),
+                        pg_catalog.to_regprocedure('@extschema@.capture_truncate()'))
+       AND g.tgname OPERATOR(pg_catalog.<>) ALL ('{bkperf_capture_insert,bkperf_capture_update,'
+                                                 'bkperf_capture_delete,bkperf_capture_truncate}'::pg_catalog.name[])
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'cannot rename the capture trigger of table %', v_rel
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = pg_catalog.format('bkperf finds its capture triggers by name; %I would be taken for a trigger of the table''s own, and tracking the table again would log every change twice.', v_name),
+                  HINT = 'Keep the bkperf_capture_* names.';
+    END IF;
+END
+$$;
+
+CREATE EVENT TRIGGER bkperf_capture_triggers_keep_names ON ddl_command_end
+    WHEN TAG IN ('ALTER TRIGGER')
+    EXECUTE FUNCTION @extschema@.capture_triggers_keep_names();
+
+REVOKE ALL ON FUNCTION @extschema@.capture_triggers_keep_names() FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.capture_triggers_keep_names() IS
+    'ddl_command_end event trigger: refuses renaming the capture triggers of tracked tables (bkperf finds them by name).';

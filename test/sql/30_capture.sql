@@ -352,6 +352,20 @@ INSERT INTO cap_part_1 VALUES (1, 4, 'remade trigger');
 INSERT INTO cap_items VALUES (5000, 1, 'remade trigger', 0);
 SELECT n, tbl, op, record_id FROM cap_log(:mark);
 
+-- bkperf finds capture triggers by name: renaming one is refused, also on a
+-- partition of a tracked table (a second set from tracking again would log
+-- every change twice); a trigger of the table's own can still be renamed.
+\set VERBOSITY terse
+ALTER TRIGGER bkperf_capture_update ON cap_items RENAME TO my_update;
+ALTER TRIGGER bkperf_capture_insert ON cap_part_2a RENAME TO my_insert;
+CREATE FUNCTION cap_noop() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NULL; END$$;
+CREATE TRIGGER cap_noop AFTER UPDATE ON cap_items FOR EACH STATEMENT EXECUTE FUNCTION cap_noop();
+ALTER TRIGGER cap_noop ON cap_items RENAME TO cap_noop2;
+SELECT tgname FROM pg_trigger WHERE tgrelid = 'cap_items'::regclass AND NOT tgisinternal ORDER BY 1;
+DROP TRIGGER cap_noop2 ON cap_items;
+DROP FUNCTION cap_noop();
+\set VERBOSITY default
+
 -- Clean up: dropping the tables forgets them.
 DROP TABLE cap_types;
 DROP TYPE cap_pair;
