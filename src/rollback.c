@@ -241,6 +241,67 @@ rb_check_list(RbTarget *target, BkperfTracked *tracked, int ntracked)
 }
 
 /*
+ * The table_ids of the tracked tables whose log started (tracking, or a
+ * restart) in a transaction the target does not count as before it, by
+ * the same rule as log rows (rb_after_predicate): a snapshot that does not
+ * see that transaction, or, by commit time, one committed after the target
+ * time.  tracked_at alone is that transaction's start: a snapshot taken
+ * while it was in flight is newer, yet missed what came in unlogged (rows
+ * written before the capture triggers existed, or of an attached
+ * partition).  Known only for transaction ids of this database's lineage
+ * (not across a restore from a dump, not for a Citus coordinator's ids on a
+ * worker, not for tables tracked by 1.0): there tracked_at decides alone.
+ * Returns how many, in *ids.
+ */
+static int
+rb_restarted_after(RbTarget *target, int64 **ids)
+{
+	Oid			types[1] = {target->snapshot_id != 0 ? PG_SNAPSHOTOID : TIMESTAMPTZOID};
+	Datum		values[1] = {target->snapshot_id != 0 ? target->snapshot :
+	TimestampTzGetDatum(target->target_time)};
+	const char *after;
+
+	*ids = NULL;
+	if (target->snapshot_id != 0)
+		after = "NOT pg_catalog.pg_visible_in_snapshot(t.tracked_xid, $1::pg_catalog.pg_snapshot)";
+	else if (target->by_commit_ts)
+		after = "(t.tracked_xid OPERATOR(pg_catalog.=) pg_catalog.pg_current_xact_id_if_assigned()"
+			" OR COALESCE(pg_catalog.pg_xact_commit_timestamp("
+			"      ((t.tracked_xid::pg_catalog.text::pg_catalog.numeric OPERATOR(pg_catalog.%) 4294967296)"
+			"       ::pg_catalog.text)::pg_catalog.xid), t.tracked_at)"
+			"    > $1::pg_catalog.timestamptz)";
+	else
+		return 0;
+	bkperf_spi_exec(psprintf("SELECT t.table_id FROM bkperf.tracked_tables t"
+							 " WHERE t.tracked_xid IS NOT NULL"
+							 "   AND bkperf.xids_comparable(t.tracked_origin) AND %s", after),
+					1, types, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		return 0;
+	*ids = palloc(sizeof(int64) * SPI_processed);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		(*ids)[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
+												1, &isnull));
+	}
+	return (int) SPI_processed;
+}
+
+/*
+ * Is id among the n ids?
+ */
+static bool
+rb_id_in(int64 id, const int64 *ids, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (ids[i] == id)
+			return true;
+	return false;
+}
+
+/*
  * Split the tracked tables into the scope and the skipped ones (see the
  * file header), and build the scope's SQL fragments.
  */
@@ -250,6 +311,8 @@ rb_load_scope(RbRun *run)
 	RbTarget   *target = run->target;
 	int			ntracked;
 	BkperfTracked *tracked = bkperf_tracked_tables(&ntracked);
+	int64	   *restarted;
+	int			nrestarted = rb_restarted_after(target, &restarted);
 
 	if (target->nlist >= 0)
 		rb_check_list(target, tracked, ntracked);
@@ -273,7 +336,8 @@ rb_load_scope(RbRun *run)
 			sk->reason = "capture is off";
 			sk->always = true;
 		}
-		else if (tr->tracked_at > target->target_time)
+		else if (tr->tracked_at > target->target_time ||
+				 rb_id_in(tr->table_id, restarted, nrestarted))
 		{
 			sk->reason = "tracked after the target";
 			sk->always = true;

@@ -39,6 +39,11 @@ CREATE TABLE @extschema@.tracked_tables (
     -- columns by attnum as last seen (column_map, see capture_sync_columns).
     table_id        bigint NOT NULL DEFAULT nextval('@extschema@.tracked_tables_table_id_seq'),
     column_map      jsonb NOT NULL DEFAULT '{}',
+    -- 1.1: the transaction that started the table's log (tracking it, or a
+    -- restart), and the cluster whose transaction ids it belongs to: a
+    -- snapshot that does not see it is older than the log (src/rollback.c).
+    tracked_xid     xid8,
+    tracked_origin  bigint,
     CONSTRAINT tracked_tables_pkey PRIMARY KEY (relid),
     CONSTRAINT tracked_tables_table_id_key UNIQUE (table_id),
     CONSTRAINT tracked_tables_table_name_key UNIQUE (table_name),

@@ -75,6 +75,8 @@ DECLARE
     v_keys  name[];
     v_part  regclass;
     v_gap   boolean;
+    v_xid   xid8 := pg_catalog.pg_current_xact_id();
+    v_origin bigint := @extschema@.cluster_identity();
 BEGIN
     SELECT n.nspname, c.relname, c.relkind INTO v_nsp, v_name, v_kind
       FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -141,9 +143,10 @@ BEGIN
     v_gap := EXISTS (SELECT 1 FROM @extschema@.tracked_tables t WHERE t.relid = rel)
          AND @extschema@.capture_is_off(rel);
     INSERT INTO @extschema@.tracked_tables AS t
-           (relid, table_name, tenant_column, key_columns, capture_mode, tracked_by, column_map)
+           (relid, table_name, tenant_column, key_columns, capture_mode, tracked_by, column_map,
+            tracked_xid, tracked_origin)
     VALUES (rel, pg_catalog.format('%I.%I', v_nsp, v_name), tenant_column, v_keys, capture, caller,
-            @extschema@.column_map(rel))
+            @extschema@.column_map(rel), v_xid, v_origin)
     ON CONFLICT (relid) DO UPDATE
        SET table_name = excluded.table_name, tenant_column = excluded.tenant_column,
            key_columns = excluded.key_columns, capture_mode = excluded.capture_mode;
@@ -466,8 +469,13 @@ RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    v_xid   xid8 := pg_catalog.pg_current_xact_id();
+    v_origin bigint := @extschema@.cluster_identity();
 BEGIN
-    UPDATE @extschema@.tracked_tables t SET tracked_at = pg_catalog.now() WHERE t.relid = root;
+    UPDATE @extschema@.tracked_tables t
+       SET tracked_at = pg_catalog.now(), tracked_xid = v_xid, tracked_origin = v_origin
+     WHERE t.relid = root;
     RAISE WARNING 'change log of tracked table % starts again now: %', root, why
           USING HINT = 'Rollbacks to earlier targets leave this table out (reason: tracked after the target).';
 END
