@@ -269,7 +269,7 @@ rb_restarted_after(RbTarget *target, int64 **ids)
 			" OR COALESCE(pg_catalog.pg_xact_commit_timestamp("
 			"      ((t.tracked_xid::pg_catalog.text::pg_catalog.numeric OPERATOR(pg_catalog.%) 4294967296)"
 			"       ::pg_catalog.text)::pg_catalog.xid), t.tracked_at)"
-			"    > $1::pg_catalog.timestamptz)";
+			"    OPERATOR(pg_catalog.>) $1::pg_catalog.timestamptz)";
 	else
 		return 0;
 	bkperf_spi_exec(psprintf("SELECT t.table_id FROM bkperf.tracked_tables t"
@@ -476,7 +476,7 @@ rb_resolve_time(RbTarget *t)
 	if (t->by_commit_ts)
 	{
 		bkperf_spi_exec("SELECT log_scan_from FROM bkperf.backup_pitr_snapshots"
-						" WHERE tenant_id = $1 AND created_at <= $2"
+						" WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND created_at OPERATOR(pg_catalog.<=) $2"
 						" ORDER BY created_at DESC LIMIT 1",
 						2, types, values, NULL, SPI_OK_SELECT);
 		if (SPI_processed > 0 && bkperf_spi_int64(1) != 0)
@@ -572,7 +572,7 @@ rb_history_phase(RbRun *run, const char *column)
 	TimestampTzGetDatum(GetCurrentTimestamp())};
 	char	   *sql = psprintf("UPDATE bkperf.backup_pitr_rollback_history"
 							   " SET %s = $3"
-							   " WHERE tenant_id = $1 AND rollback_id = $2", column);
+							   " WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND rollback_id OPERATOR(pg_catalog.=) $2", column);
 
 	bkperf_spi_exec(sql, 3, types, values, NULL, SPI_OK_UPDATE);
 }
@@ -587,13 +587,13 @@ rb_after_predicate(RbTarget *t)
 	if (t->snapshot_id != 0)
 		return "NOT pg_catalog.pg_visible_in_snapshot(l.txid, $4::pg_catalog.pg_snapshot)";
 	if (!t->by_commit_ts)
-		return "l.changed_at > $4::pg_catalog.timestamptz";
+		return "l.changed_at OPERATOR(pg_catalog.>) $4::pg_catalog.timestamptz";
 	/* Own changes are after; a missing commit time falls back to changed_at. */
 	return "(l.txid OPERATOR(pg_catalog.=) pg_catalog.pg_current_xact_id_if_assigned()"
 		" OR COALESCE(pg_catalog.pg_xact_commit_timestamp("
 		"      ((l.txid::pg_catalog.text::pg_catalog.numeric OPERATOR(pg_catalog.%) 4294967296)"
 		"       ::pg_catalog.text)::pg_catalog.xid), l.changed_at)"
-		"    > $4::pg_catalog.timestamptz)";
+		"    OPERATOR(pg_catalog.>) $4::pg_catalog.timestamptz)";
 }
 
 /*
@@ -1072,7 +1072,7 @@ rb_history_finish(RbRun *run, const char *status, int ntables, int64 *sums)
 					"       error_message = $9, error_sqlstate = $10,"
 					"       skipped_tables = $11::pg_catalog.jsonb,"
 					"       finished_at = $12"
-					" WHERE tenant_id = $1 AND rollback_id = $2",
+					" WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND rollback_id OPERATOR(pg_catalog.=) $2",
 					12, types, values, nulls, SPI_OK_UPDATE);
 }
 
