@@ -102,6 +102,8 @@ extern char *bkperf_rb_required_text(FunctionCallInfo fcinfo, int argno,
 									 const char *what);
 extern void bkperf_rb_require_tracked(void);
 extern TimestampTz bkperf_rb_log_floor(void);
+extern char *bkperf_rb_after_sql(bool by_snapshot, bool by_commit_ts, bool own_after,
+								 const char *target);
 extern void bkperf_rb_snapshot_lookup(int64 id, const char *tenant,
 									  Datum *snapshot, TimestampTz *created,
 									  TimestampTz *scan_from);
@@ -159,7 +161,6 @@ extern void bkperf_rb_check_owner_triggers(BkperfRbTable *t);
 /* rollback_unlogged.c: rollbacks that do not log their own changes. */
 extern void bkperf_rb_unlogged_check(const char *tenant, bool is_snapshot, Datum target,
 									 TimestampTz scan_from, bool by_commit_ts,
-									 const char *after_predicate,
 									 const int64 *table_ids, int ntables);
 extern void bkperf_rb_unlogged_record(const char *tenant, int64 rollback_id,
 									  TimestampTz scan_from, bool by_commit_ts,

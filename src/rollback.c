@@ -243,7 +243,7 @@ rb_check_list(RbTarget *target, BkperfTracked *tracked, int ntracked)
 /*
  * The table_ids of the tracked tables whose log started (tracking, or a
  * restart) in a transaction the target does not count as before it, by
- * the same rule as log rows (rb_after_predicate): a snapshot that does not
+ * the same rule as log rows (bkperf_rb_after_sql): a snapshot that does not
  * see that transaction, or, by commit time, one committed after the target
  * time.  tracked_at alone is that transaction's start: a snapshot taken
  * while it was in flight is newer, yet missed what came in unlogged (rows
@@ -256,25 +256,24 @@ rb_check_list(RbTarget *target, BkperfTracked *tracked, int ntracked)
 static int
 rb_restarted_after(RbTarget *target, int64 **ids)
 {
-	Oid			types[1] = {target->snapshot_id != 0 ? PG_SNAPSHOTOID : TIMESTAMPTZOID};
-	Datum		values[1] = {target->snapshot_id != 0 ? target->snapshot :
+	bool		by_snapshot = target->snapshot_id != 0;
+	Oid			types[1] = {by_snapshot ? PG_SNAPSHOTOID : TIMESTAMPTZOID};
+	Datum		values[1] = {by_snapshot ? target->snapshot :
 	TimestampTzGetDatum(target->target_time)};
-	const char *after;
 
 	*ids = NULL;
-	if (target->snapshot_id != 0)
-		after = "NOT pg_catalog.pg_visible_in_snapshot(t.tracked_xid, $1::pg_catalog.pg_snapshot)";
-	else if (target->by_commit_ts)
-		after = "(t.tracked_xid OPERATOR(pg_catalog.=) pg_catalog.pg_current_xact_id_if_assigned()"
-			" OR COALESCE(pg_catalog.pg_xact_commit_timestamp("
-			"      ((t.tracked_xid::pg_catalog.text::pg_catalog.numeric OPERATOR(pg_catalog.%) 4294967296)"
-			"       ::pg_catalog.text)::pg_catalog.xid), t.tracked_at)"
-			"    OPERATOR(pg_catalog.>) $1::pg_catalog.timestamptz)";
-	else
+	/* By start time, tracked_at > the target time says it all. */
+	if (!by_snapshot && !target->by_commit_ts)
 		return 0;
-	bkperf_spi_exec(psprintf("SELECT t.table_id FROM bkperf.tracked_tables t"
-							 " WHERE t.tracked_xid IS NOT NULL"
-							 "   AND bkperf.xids_comparable(t.tracked_origin) AND %s", after),
+	bkperf_spi_exec(psprintf("SELECT l.table_id"
+							 "  FROM (SELECT t.table_id, t.tracked_xid AS txid, t.tracked_at AS changed_at"
+							 "          FROM bkperf.tracked_tables t"
+							 "         WHERE t.tracked_xid IS NOT NULL"
+							 "           AND bkperf.xids_comparable(t.tracked_origin)) l"
+							 " WHERE %s",
+							 bkperf_rb_after_sql(by_snapshot, target->by_commit_ts, true,
+												 by_snapshot ? "$1::pg_catalog.pg_snapshot"
+												 : "$1::pg_catalog.timestamptz")),
 					1, types, values, NULL, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		return 0;
@@ -585,15 +584,8 @@ static const char *
 rb_after_predicate(RbTarget *t)
 {
 	if (t->snapshot_id != 0)
-		return "NOT pg_catalog.pg_visible_in_snapshot(l.txid, $4::pg_catalog.pg_snapshot)";
-	if (!t->by_commit_ts)
-		return "l.changed_at OPERATOR(pg_catalog.>) $4::pg_catalog.timestamptz";
-	/* Own changes are after; a missing commit time falls back to changed_at. */
-	return "(l.txid OPERATOR(pg_catalog.=) pg_catalog.pg_current_xact_id_if_assigned()"
-		" OR COALESCE(pg_catalog.pg_xact_commit_timestamp("
-		"      ((l.txid::pg_catalog.text::pg_catalog.numeric OPERATOR(pg_catalog.%) 4294967296)"
-		"       ::pg_catalog.text)::pg_catalog.xid), l.changed_at)"
-		"    OPERATOR(pg_catalog.>) $4::pg_catalog.timestamptz)";
+		return bkperf_rb_after_sql(true, false, true, "$4::pg_catalog.pg_snapshot");
+	return bkperf_rb_after_sql(false, t->by_commit_ts, true, "$4::pg_catalog.timestamptz");
 }
 
 /*
@@ -613,7 +605,7 @@ rb_check_unlogged(RbRun *run)
 	bkperf_rb_unlogged_check(t->tenant, t->snapshot_id != 0,
 							 t->snapshot_id != 0 ? t->snapshot : TimestampTzGetDatum(t->target_time),
 							 t->scan_from - RB_SCAN_MARGIN_USEC, t->by_commit_ts,
-							 rb_after_predicate(t), ids, run->ntables);
+							 ids, run->ntables);
 }
 
 /* ---------------------------------------------------------------------

@@ -65,6 +65,32 @@ bkperf_rb_require_tracked(void)
 }
 
 /*
+ * The SQL predicate "log row l (its txid and changed_at) is after target",
+ * by one of the rollback's three rules: a change is after a snapshot iff
+ * the snapshot does not see its transaction; after a time by its
+ * transaction's commit time (by_commit_ts; a missing one falls back to
+ * changed_at) or else by its start time (changed_at).  With own_after, the
+ * rows of the transaction running the predicate count as after (it has no
+ * commit time yet).  target is an SQL expression of type pg_snapshot or
+ * timestamptz.
+ */
+char *
+bkperf_rb_after_sql(bool by_snapshot, bool by_commit_ts, bool own_after,
+					const char *target)
+{
+	if (by_snapshot)
+		return psprintf("NOT pg_catalog.pg_visible_in_snapshot(l.txid, %s)", target);
+	if (!by_commit_ts)
+		return psprintf("l.changed_at OPERATOR(pg_catalog.>) %s", target);
+	return psprintf("(%sCOALESCE(pg_catalog.pg_xact_commit_timestamp("
+					"      ((l.txid::pg_catalog.text::pg_catalog.numeric OPERATOR(pg_catalog.%%) 4294967296)"
+					"       ::pg_catalog.text)::pg_catalog.xid), l.changed_at)"
+					"    OPERATOR(pg_catalog.>) %s)",
+					own_after ? "l.txid OPERATOR(pg_catalog.=) pg_catalog.pg_current_xact_id_if_assigned() OR " : "",
+					target);
+}
+
+/*
  * The change log's lower bound of completeness (bkperf.change_log_floor()),
  * or 0 when nothing is tracked.
  */

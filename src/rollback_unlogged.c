@@ -50,20 +50,22 @@
 /*
  * Refuse a target inside the window of an unlogged rollback of the tenant
  * that changed a table of the scope (see the file header).  target is the
- * pg_snapshot (is_snapshot) or the time, scan_from where the rollback's own
- * log scan starts; after_predicate is the rollback's "log row l is after
- * $4".
+ * pg_snapshot (is_snapshot) or the time, by_commit_ts the rollback's rule
+ * for times, scan_from where the rollback's own log scan starts.
  */
 void
 bkperf_rb_unlogged_check(const char *tenant, bool is_snapshot, Datum target,
 						 TimestampTz scan_from, bool by_commit_ts,
-						 const char *after_predicate, const int64 *table_ids,
-						 int ntables)
+						 const int64 *table_ids, int ntables)
 {
 	Datum	   *ids = palloc(sizeof(Datum) * Max(ntables, 1));
 	Oid			types[5] = {TEXTOID, INT8ARRAYOID, BOOLOID,
 	is_snapshot ? PG_SNAPSHOTOID : TIMESTAMPTZOID, TIMESTAMPTZOID};
 	Datum		values[5];
+	/* Ours: "l is after this target"; U's, by U's rule, to its target. */
+	const char *after = bkperf_rb_after_sql(is_snapshot, by_commit_ts, true,
+											is_snapshot ? "$4::pg_catalog.pg_snapshot"
+											: "$4::pg_catalog.timestamptz");
 	char	   *sql;
 
 	for (int i = 0; i < ntables; i++)
@@ -106,21 +108,20 @@ bkperf_rb_unlogged_check(const char *tenant, bool is_snapshot, Datum target,
 				   "           AND l.table_id OPERATOR(pg_catalog.=) ANY ($2)"
 				   "           AND l.changed_at OPERATOR(pg_catalog.>=) u.scan_from"
 				   "           AND l.changed_at OPERATOR(pg_catalog.<=) h.started_at"
-				   "           AND CASE WHEN h.target_snapshot IS NOT NULL"
-				   "                    THEN NOT pg_catalog.pg_visible_in_snapshot(l.txid, h.target_snapshot)"
+				   "           AND CASE WHEN h.target_snapshot IS NOT NULL THEN %s"
 				   "                    WHEN u.by_commit_ts AND NOT $3 THEN true"
-				   "                    WHEN u.by_commit_ts"
-				   "                    THEN COALESCE(pg_catalog.pg_xact_commit_timestamp("
-				   "                           ((l.txid::pg_catalog.text::pg_catalog.numeric OPERATOR(pg_catalog.%%) 4294967296)"
-				   "                            ::pg_catalog.text)::pg_catalog.xid), l.changed_at)"
-				   "                         OPERATOR(pg_catalog.>) h.target_time"
-				   "                    ELSE l.changed_at OPERATOR(pg_catalog.>) h.target_time END"
+				   "                    WHEN u.by_commit_ts THEN %s"
+				   "                    ELSE %s END"
 				   "           AND (l.changed_at OPERATOR(pg_catalog.<) $5 OR NOT (%s))))"
 				   " ORDER BY h.rollback_id DESC LIMIT 1",
-				   after_predicate,
+				   after,
 				   is_snapshot ? "false" :
-				   by_commit_ts ? "true" : "l.changed_at OPERATOR(pg_catalog.>) $4::pg_catalog.timestamptz",
-				   after_predicate);
+				   by_commit_ts ? "true" : bkperf_rb_after_sql(false, false, true,
+															   "$4::pg_catalog.timestamptz"),
+				   bkperf_rb_after_sql(true, false, false, "h.target_snapshot"),
+				   bkperf_rb_after_sql(false, true, false, "h.target_time"),
+				   bkperf_rb_after_sql(false, false, false, "h.target_time"),
+				   after);
 	bkperf_spi_exec(sql, 5, types, values, NULL, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		return;
