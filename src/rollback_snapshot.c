@@ -71,8 +71,9 @@ bkperf_rb_require_tracked(void)
  * transaction's commit time (by_commit_ts; a missing one falls back to
  * changed_at) or else by its start time (changed_at).  With own_after, the
  * rows of the transaction running the predicate count as after (it has no
- * commit time yet).  target is an SQL expression of type pg_snapshot or
- * timestamptz.
+ * commit time yet); a transaction without an id yet has none, and the
+ * predicate is then false, not NULL, for the others (NOT of it is used).
+ * target is an SQL expression of type pg_snapshot or timestamptz.
  */
 char *
 bkperf_rb_after_sql(bool by_snapshot, bool by_commit_ts, bool own_after,
@@ -86,7 +87,8 @@ bkperf_rb_after_sql(bool by_snapshot, bool by_commit_ts, bool own_after,
 					"      ((l.txid::pg_catalog.text::pg_catalog.numeric OPERATOR(pg_catalog.%%) 4294967296)"
 					"       ::pg_catalog.text)::pg_catalog.xid), l.changed_at)"
 					"    OPERATOR(pg_catalog.>) %s)",
-					own_after ? "l.txid OPERATOR(pg_catalog.=) pg_catalog.pg_current_xact_id_if_assigned() OR " : "",
+					own_after ? "COALESCE(l.txid OPERATOR(pg_catalog.=) pg_catalog.pg_current_xact_id_if_assigned(),"
+					"          false) OR " : "",
 					target);
 }
 
